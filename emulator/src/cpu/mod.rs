@@ -1,0 +1,484 @@
+//! The x86-64 cores (DESIGN.md §2.2): architectural state, memory access through a per-core
+//! soft TLB, and the block interpreter.
+//!
+//! Instruction semantics live in `ops/`, one file per family, each citing the section of the
+//! Intel SDM (Vol. 2) it follows. Guest exceptions are values ([`Fault`]) separate from the
+//! emulator's own errors.
+
+pub mod decode;
+pub mod flags;
+pub mod operand;
+mod ops;
+pub mod tlb;
+
+use crate::memory::{PAGE_SIZE, Ram};
+use decode::CodeCache;
+use iced_x86::Instruction;
+use tlb::SoftTlb;
+
+pub use flags::*;
+
+/// A guest exception raised by an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error_code: Option<u32>,
+    /// A valid instruction that pvmlab does not implement (raised as #UD).
+    pub unimplemented: bool,
+}
+
+pub const DE: u8 = 0;
+pub const DB: u8 = 1;
+pub const BP: u8 = 3;
+pub const UD: u8 = 6;
+pub const NM: u8 = 7;
+pub const DF: u8 = 8;
+pub const GP: u8 = 13;
+pub const PF: u8 = 14;
+pub const MF: u8 = 16;
+pub const AC: u8 = 17;
+pub const XM: u8 = 19;
+
+impl Fault {
+    pub const fn new(vector: u8) -> Self {
+        Fault { vector, error_code: None, unimplemented: false }
+    }
+    pub const fn with_code(vector: u8, code: u32) -> Self {
+        Fault { vector, error_code: Some(code), unimplemented: false }
+    }
+    /// The mnemonic of the exception, as the SDM names it.
+    pub fn name(&self) -> &'static str {
+        match self.vector {
+            DE => "#DE divide error",
+            DB => "#DB debug",
+            BP => "#BP breakpoint",
+            4 => "#OF overflow",
+            5 => "#BR bound range",
+            UD => "#UD invalid opcode",
+            NM => "#NM device not available",
+            DF => "#DF double fault",
+            10 => "#TS invalid TSS",
+            11 => "#NP segment not present",
+            12 => "#SS stack fault",
+            GP => "#GP general protection",
+            PF => "#PF page fault",
+            MF => "#MF x87 floating-point error",
+            AC => "#AC alignment check",
+            18 => "#MC machine check",
+            XM => "#XM SIMD floating-point exception",
+            _ => "exception",
+        }
+    }
+}
+
+/// Why an instruction stopped the core's block loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// An exception; the instruction did not retire and `rip` points at it.
+    Fault(Fault),
+    /// `hlt`: the core waits (or stops for good with interrupts off).
+    Halt,
+    /// `out 0xF4`: the run ends with this value.
+    Exit(u32),
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Self {
+        Stop::Fault(f)
+    }
+}
+
+pub type Result<T, E = Stop> = std::result::Result<T, E>;
+
+/// Whether a core runs, waits for an interrupt, or has stopped for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    /// `hlt` with interrupts enabled: woken by an interrupt.
+    Waiting,
+    /// `hlt` with interrupts disabled, or a core never started.
+    Stopped,
+}
+
+/// A descriptor-table register (GDTR/IDTR).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableReg {
+    pub base: u64,
+    pub limit: u16,
+}
+
+/// One core's architectural state.
+#[derive(Clone)]
+pub struct Core {
+    pub index: u32,
+    pub gpr: [u64; 16],
+    pub rip: u64,
+    pub rflags: u64,
+    pub xmm: [u128; 16],
+    pub mxcsr: u32,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub kernel_gs_base: u64,
+    pub cr0: u64,
+    pub cr2: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    pub efer: u64,
+    pub gdtr: TableReg,
+    pub idtr: TableReg,
+    pub tsc_aux: u64,
+    /// Local cycle count; `rdtsc` reads it.
+    pub cycles: u64,
+    /// Retired instructions.
+    pub instret: u64,
+    pub state: RunState,
+    /// x2APIC id, socket and node, as BootInfo reports them.
+    pub apic_id: u32,
+    pub socket: u32,
+    pub node: u32,
+    pub(crate) tlb: SoftTlb,
+    /// `Sys::code_epoch` when the write TLB was last checked against code pages.
+    pub(crate) code_epoch: u64,
+}
+
+/// State shared by all cores: RAM, which pages hold decoded code, the port devices.
+pub struct Sys {
+    pub ram: Ram,
+    /// Physical pages holding decoded instructions, one bit per page of the physical space.
+    code_pages: Vec<u64>,
+    /// Bumped whenever a page becomes a code page, so cores drop stale write translations.
+    pub(crate) code_epoch: u64,
+    /// Code pages written since the block loop last looked.
+    pub(crate) written_code: Vec<u64>,
+    /// Set by anything that must end the current block after this instruction.
+    pub(crate) end_block: bool,
+    pub io: crate::devices::Ports,
+    pub cpuid: CpuidInfo,
+}
+
+/// What `cpuid` reports about the machine.
+#[derive(Clone, Debug)]
+pub struct CpuidInfo {
+    pub ncores: u32,
+    /// Largest core count of any socket (leaf 0xB level 1).
+    pub cores_per_socket: u32,
+    pub tsc_hz: u64,
+}
+
+impl Sys {
+    pub fn new(ram: Ram, io: crate::devices::Ports, cpuid: CpuidInfo) -> Self {
+        let top = ram.ranges().iter().map(|r| r.end()).max().unwrap_or(0);
+        let pages = top.div_ceil(PAGE_SIZE) as usize;
+        Sys {
+            ram,
+            code_pages: vec![0; pages.div_ceil(64)],
+            code_epoch: 0,
+            written_code: Vec::new(),
+            end_block: false,
+            io,
+            cpuid,
+        }
+    }
+
+    pub(crate) fn is_code_page(&self, page: u64) -> bool {
+        let n = page as usize;
+        self.code_pages.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0)
+    }
+
+    pub(crate) fn set_code_page(&mut self, page: u64, on: bool) {
+        let n = page as usize;
+        if let Some(w) = self.code_pages.get_mut(n / 64) {
+            if on {
+                if *w & (1 << (n % 64)) == 0 {
+                    *w |= 1 << (n % 64);
+                    self.code_epoch += 1;
+                }
+            } else {
+                *w &= !(1 << (n % 64));
+            }
+        }
+    }
+}
+
+impl Core {
+    pub fn new(index: u32, apic_id: u32, socket: u32, node: u32) -> Self {
+        Core {
+            index,
+            gpr: [0; 16],
+            rip: 0,
+            rflags: RFLAGS_FIXED,
+            xmm: [0; 16],
+            mxcsr: MXCSR_DEFAULT,
+            fs_base: 0,
+            gs_base: 0,
+            kernel_gs_base: 0,
+            cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+            cr2: 0,
+            cr3: 0,
+            cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
+            efer: EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE,
+            gdtr: TableReg::default(),
+            idtr: TableReg::default(),
+            tsc_aux: index as u64,
+            cycles: 0,
+            instret: 0,
+            state: RunState::Stopped,
+            apic_id,
+            socket,
+            node,
+            tlb: SoftTlb::new(),
+            code_epoch: 0,
+        }
+    }
+
+    // ---- memory -------------------------------------------------------------------------
+
+    /// Translates a linear address. Long mode with paging on; the loader identity-maps all RAM,
+    /// so a linear address is its physical address, and an address outside RAM is not present.
+    #[inline]
+    fn translate(&self, sys: &Sys, va: u64, write: bool, fetch: bool) -> Result<u64, Fault> {
+        // Non-canonical addresses raise #GP (SDM Vol. 3A §3.3.7.1).
+        if (((va as i64) << 16) >> 16) as u64 != va {
+            return Err(Fault::with_code(GP, 0));
+        }
+        if sys.ram.node_of(va).is_none() {
+            return Err(self.page_fault(va, write, fetch));
+        }
+        Ok(va)
+    }
+
+    fn page_fault(&self, _va: u64, write: bool, fetch: bool) -> Fault {
+        // Error code (SDM Vol. 3A §4.7): P=0 (not present), W/R, U/S=0 (CPL 0), I/D.
+        let code = (write as u32) << 1 | (fetch as u32) << 4;
+        Fault { vector: PF, error_code: Some(code), unimplemented: false }
+    }
+
+    /// Raises `f`, recording CR2 for page faults.
+    #[inline]
+    fn raise(&mut self, f: Fault, va: u64) -> Stop {
+        if f.vector == PF {
+            self.cr2 = va;
+        }
+        Stop::Fault(f)
+    }
+
+    #[cold]
+    fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+        let pa = self.translate(sys, va, false, false).map_err(|f| self.raise(f, va))?;
+        let host = sys.ram.host_page(pa, false).expect("translated addresses are RAM");
+        self.tlb.fill_read(va, host);
+        Ok(host)
+    }
+
+    #[cold]
+    fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+        let pa = self.translate(sys, va, true, false).map_err(|f| self.raise(f, va))?;
+        let host = sys.ram.host_page(pa, true).expect("translated addresses are RAM");
+        if sys.is_code_page(pa / PAGE_SIZE) {
+            // Self-modifying code: never cache the translation, so every store to this page
+            // comes here and invalidates the blocks decoded from it.
+            if !sys.written_code.contains(&(pa / PAGE_SIZE)) {
+                sys.written_code.push(pa / PAGE_SIZE);
+            }
+            sys.end_block = true;
+        } else {
+            self.tlb.fill_write(va, host);
+        }
+        Ok(host)
+    }
+
+    /// Checks that `len` bytes at `va` can be written, without writing (for instructions that
+    /// must fault before changing any state).
+    pub fn probe_write(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<()> {
+        self.translate(sys, va, true, false).map_err(|f| self.raise(f, va))?;
+        let last = va.wrapping_add(len - 1);
+        self.translate(sys, last, true, false).map_err(|f| self.raise(f, last))?;
+        Ok(())
+    }
+
+    /// Reads a little-endian value of `size_of::<T>()` bytes.
+    #[inline(always)]
+    pub fn load<T: Scalar>(&mut self, sys: &mut Sys, va: u64) -> Result<T> {
+        let off = (va & (PAGE_SIZE - 1)) as usize;
+        if off + size_of::<T>() <= PAGE_SIZE as usize {
+            let host = match self.tlb.read(va) {
+                Some(h) => h,
+                None => self.fill_read(sys, va)?,
+            };
+            // SAFETY: `host` is the start of a mapped 4 KiB page (Ram::host_page), and
+            // off + size_of::<T>() <= 4096; reads are unaligned-safe.
+            return Ok(unsafe { std::ptr::read_unaligned(host.add(off) as *const T) });
+        }
+        self.load_split(sys, va)
+    }
+
+    #[cold]
+    fn load_split<T: Scalar>(&mut self, sys: &mut Sys, va: u64) -> Result<T> {
+        let mut buf = [0u8; 16];
+        for (i, b) in buf[..size_of::<T>()].iter_mut().enumerate() {
+            *b = self.load::<u8>(sys, va.wrapping_add(i as u64))?;
+        }
+        // SAFETY: T is a plain integer type of at most 16 bytes (Scalar).
+        Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const T) })
+    }
+
+    /// Writes a little-endian value of `size_of::<T>()` bytes. A store that straddles two
+    /// pages checks both before writing either.
+    #[inline(always)]
+    pub fn store<T: Scalar>(&mut self, sys: &mut Sys, va: u64, v: T) -> Result<()> {
+        let off = (va & (PAGE_SIZE - 1)) as usize;
+        if off + size_of::<T>() <= PAGE_SIZE as usize {
+            let host = match self.tlb.write(va) {
+                Some(h) => h,
+                None => self.fill_write(sys, va)?,
+            };
+            // SAFETY: as in `load`, within one mapped page.
+            unsafe { std::ptr::write_unaligned(host.add(off) as *mut T, v) };
+            return Ok(());
+        }
+        self.store_split(sys, va, v)
+    }
+
+    #[cold]
+    fn store_split<T: Scalar>(&mut self, sys: &mut Sys, va: u64, v: T) -> Result<()> {
+        self.probe_write(sys, va, size_of::<T>() as u64)?;
+        let mut buf = [0u8; 16];
+        // SAFETY: T is a plain integer type of at most 16 bytes (Scalar).
+        unsafe { std::ptr::write_unaligned(buf.as_mut_ptr() as *mut T, v) };
+        for (i, &b) in buf[..size_of::<T>()].iter().enumerate() {
+            self.store::<u8>(sys, va.wrapping_add(i as u64), b)?;
+        }
+        Ok(())
+    }
+
+    /// Reads instruction bytes for the decoder: as many as are readable up to `buf.len()`,
+    /// stopping at the first byte that is not. Errors only if the first byte faults.
+    pub(crate) fn fetch(&mut self, sys: &mut Sys, va: u64, buf: &mut [u8]) -> Result<usize, Fault> {
+        let mut n = 0;
+        while n < buf.len() {
+            let a = va.wrapping_add(n as u64);
+            match self.translate(sys, a, false, true) {
+                Ok(pa) => {
+                    let room = (PAGE_SIZE - (pa & (PAGE_SIZE - 1))) as usize;
+                    let take = room.min(buf.len() - n);
+                    sys.ram.read(pa, &mut buf[n..n + take]).expect("translated addresses are RAM");
+                    n += take;
+                }
+                Err(f) if n == 0 => {
+                    if f.vector == PF {
+                        self.cr2 = a;
+                    }
+                    return Err(f);
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Physical page of an instruction address (for the code cache).
+    pub(crate) fn code_page(&self, sys: &Sys, va: u64) -> Option<u64> {
+        self.translate(sys, va, false, true).ok().map(|pa| pa / PAGE_SIZE)
+    }
+
+    // ---- stack --------------------------------------------------------------------------
+
+    #[inline(always)]
+    pub fn push64(&mut self, sys: &mut Sys, v: u64) -> Result<()> {
+        let sp = self.gpr[RSP].wrapping_sub(8);
+        self.store::<u64>(sys, sp, v)?;
+        self.gpr[RSP] = sp;
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn pop64(&mut self, sys: &mut Sys) -> Result<u64> {
+        let v = self.load::<u64>(sys, self.gpr[RSP])?;
+        self.gpr[RSP] = self.gpr[RSP].wrapping_add(8);
+        Ok(v)
+    }
+
+    /// Current privilege level (ring 0 until ring changes exist).
+    pub fn cpl(&self) -> u8 {
+        0
+    }
+}
+
+/// Register indices into `Core::gpr`.
+pub const RAX: usize = 0;
+pub const RCX: usize = 1;
+pub const RDX: usize = 2;
+pub const RBX: usize = 3;
+pub const RSP: usize = 4;
+pub const RBP: usize = 5;
+pub const RSI: usize = 6;
+pub const RDI: usize = 7;
+
+/// Integer types the memory path moves: plain little-endian bytes.
+pub trait Scalar: Copy + 'static {}
+impl Scalar for u8 {}
+impl Scalar for u16 {}
+impl Scalar for u32 {}
+impl Scalar for u64 {}
+impl Scalar for u128 {}
+
+/// Runs one core until its block loop stops: a fault, `hlt`, an exit, or `budget` retired
+/// instructions. Returns the stop, if any.
+pub fn run(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64) -> Option<Stop> {
+    if core.code_epoch != sys.code_epoch {
+        core.tlb.flush_write();
+        core.code_epoch = sys.code_epoch;
+    }
+    let target = core.instret + budget;
+    while core.instret < target {
+        let block = match cache.lookup_or_decode(core, sys) {
+            Ok(b) => b,
+            Err(f) => return Some(Stop::Fault(f)),
+        };
+        // The block was just decoded, maybe registering new code pages.
+        if core.code_epoch != sys.code_epoch {
+            core.tlb.flush_write();
+            core.code_epoch = sys.code_epoch;
+        }
+        let ops = cache.ops(block);
+        let room = (target - core.instret) as usize;
+        let ops = &ops[..ops.len().min(room)];
+        for op in ops {
+            core.rip = op.ins.next_ip();
+            core.instret += 1;
+            core.cycles += 1;
+            if let Err(stop) = (op.exec)(core, sys, &op.ins) {
+                if let Stop::Fault(_) = stop {
+                    core.rip = op.ins.ip();
+                    core.instret -= 1;
+                }
+                flush_written_code(core, sys, cache);
+                return Some(stop);
+            }
+            if sys.end_block {
+                break;
+            }
+        }
+        if sys.end_block {
+            sys.end_block = false;
+            flush_written_code(core, sys, cache);
+        }
+    }
+    None
+}
+
+fn flush_written_code(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache) {
+    for page in std::mem::take(&mut sys.written_code) {
+        cache.invalidate_page(sys, page);
+        core.tlb.flush_page_write(page * PAGE_SIZE);
+    }
+}
+
+/// The instruction a handler runs for: iced's decoded form plus the resolved semantics.
+#[derive(Clone)]
+pub struct Op {
+    pub exec: Handler,
+    pub ins: Instruction,
+}
+
+pub type Handler = fn(&mut Core, &mut Sys, &Instruction) -> Result<()>;

@@ -1,0 +1,90 @@
+//! Instruction semantics, one file per family. Each family's `resolve` maps an iced `Code`
+//! (and, where it pays, the operand forms) to a handler once, at decode time; `resolve` below
+//! asks each family in turn. A `Code` no family claims runs [`unimplemented`].
+
+use super::{Core, Fault, Handler, Result, Stop, Sys, UD};
+use iced_x86::{Code, Instruction, Mnemonic};
+
+mod alu;
+mod atomic;
+mod bits;
+mod control;
+mod data;
+mod muldiv;
+mod shift;
+mod sse_convert;
+mod sse_float;
+mod sse_int;
+mod sse_move;
+mod stack;
+mod string;
+mod system;
+
+/// The handler for a decoded instruction, if pvmlab implements it.
+pub fn resolve(ins: &Instruction) -> Option<Handler> {
+    data::resolve(ins)
+        .or_else(|| alu::resolve(ins))
+        .or_else(|| control::resolve(ins))
+        .or_else(|| stack::resolve(ins))
+        .or_else(|| shift::resolve(ins))
+        .or_else(|| muldiv::resolve(ins))
+        .or_else(|| bits::resolve(ins))
+        .or_else(|| atomic::resolve(ins))
+        .or_else(|| string::resolve(ins))
+        .or_else(|| system::resolve(ins))
+        .or_else(|| sse_move::resolve(ins))
+        .or_else(|| sse_float::resolve(ins))
+        .or_else(|| sse_int::resolve(ins))
+        .or_else(|| sse_convert::resolve(ins))
+}
+
+/// Instructions after which the next instruction must be looked up afresh although flow
+/// control is `Next`: they change state that decoding or translation depends on, or stop the
+/// core.
+pub fn ends_block(ins: &Instruction) -> bool {
+    matches!(
+        ins.mnemonic(),
+        Mnemonic::Hlt
+            | Mnemonic::Wrmsr
+            | Mnemonic::Lgdt
+            | Mnemonic::Lidt
+            | Mnemonic::Ltr
+            | Mnemonic::Invlpg
+            | Mnemonic::Sti
+            | Mnemonic::Popfq
+            | Mnemonic::Popf
+            | Mnemonic::Swapgs
+    ) || (ins.mnemonic() == Mnemonic::Mov && matches!(ins.code(), Code::Mov_cr_r64 | Code::Mov_dr_r64))
+}
+
+/// An invalid encoding (SDM Vol. 2 §2: reserved opcodes raise #UD).
+pub fn invalid(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Err(Stop::Fault(Fault::new(UD)))
+}
+
+/// A valid instruction outside what pvmlab implements: raised as #UD, marked so the report
+/// can say so.
+pub fn unimplemented(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Err(Stop::Fault(Fault { vector: UD, error_code: None, unimplemented: true }))
+}
+
+/// Picks the width-specialised handler from the operand size of operand `n`.
+macro_rules! by_width {
+    ($ins:expr, $n:expr, $f:ident) => {
+        match $ins.op_kind($n) {
+            iced_x86::OpKind::Register => match $ins.op_register($n).size() {
+                8 => Some($f::<64> as $crate::cpu::Handler),
+                4 => Some($f::<32> as $crate::cpu::Handler),
+                2 => Some($f::<16> as $crate::cpu::Handler),
+                _ => Some($f::<8> as $crate::cpu::Handler),
+            },
+            _ => match $ins.memory_size().size() {
+                8 => Some($f::<64> as $crate::cpu::Handler),
+                4 => Some($f::<32> as $crate::cpu::Handler),
+                2 => Some($f::<16> as $crate::cpu::Handler),
+                _ => Some($f::<8> as $crate::cpu::Handler),
+            },
+        }
+    };
+}
+pub(crate) use by_width;

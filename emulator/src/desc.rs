@@ -1,0 +1,290 @@
+//! Machine descriptions (DESIGN.md §2.1): presets shipped in `emulator/machines/` and RON
+//! files written by users. Every RON error names the file's line and column.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Granularity of node RAM: the loader identity-maps RAM with 2 MiB pages.
+pub const NODE_ALIGN: u64 = 2 << 20;
+/// Node 0's RAM starts here; below is a hole so that null-pointer accesses fault.
+pub const RAM_START: u64 = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineDesc {
+    /// A short name, shown in reports.
+    pub name: String,
+    /// Core clock; also the `rdtsc` rate.
+    pub frequency_mhz: u32,
+    /// One NUMA node per socket, in socket order.
+    pub sockets: Vec<SocketDesc>,
+    /// Interconnect links between sockets (both directions).
+    #[serde(default)]
+    pub links: Vec<LinkDesc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketDesc {
+    pub cores: u32,
+    pub l1d: CacheDesc,
+    pub l2: CacheDesc,
+    pub llc: CacheDesc,
+    pub memory: MemoryDesc,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDesc {
+    pub size_kib: u32,
+    pub ways: u32,
+    /// Hit latency in core cycles.
+    pub latency: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryDesc {
+    /// RAM of this socket's node, a multiple of 2 MiB.
+    pub size_mib: u64,
+    pub channels: u32,
+    /// Peak bandwidth of the node's controllers, all channels together.
+    pub bandwidth_gbs: f64,
+    /// Unloaded DRAM access latency at the controller.
+    pub latency_ns: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDesc {
+    pub a: u32,
+    pub b: u32,
+    pub latency_ns: f64,
+    pub bandwidth_gbs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DescError {
+    #[error("unknown machine preset `{0}` (presets: 1s, 2s, 4s, 8s; or give a .ron file)")]
+    UnknownPreset(String),
+    #[error("cannot read machine file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+const PRESETS: [(&str, &str); 4] = [
+    ("1s", include_str!("../machines/1s.ron")),
+    ("2s", include_str!("../machines/2s.ron")),
+    ("4s", include_str!("../machines/4s.ron")),
+    ("8s", include_str!("../machines/8s.ron")),
+];
+
+impl MachineDesc {
+    /// Names of the shipped presets.
+    pub fn preset_names() -> impl Iterator<Item = &'static str> {
+        PRESETS.iter().map(|(n, _)| *n)
+    }
+
+    /// A preset by name, or a RON file by path (anything that names an existing file or ends
+    /// in `.ron`).
+    pub fn load(spec: &str) -> Result<Self, DescError> {
+        if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == spec) {
+            return Self::parse(text, &format!("preset {spec}"));
+        }
+        let path = Path::new(spec);
+        if spec.ends_with(".ron") || path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| DescError::Read {
+                path: spec.to_string(),
+                source,
+            })?;
+            return Self::parse(&text, spec);
+        }
+        Err(DescError::UnknownPreset(spec.to_string()))
+    }
+
+    /// Parses and validates RON text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, DescError> {
+        let desc: MachineDesc = ron::from_str(text).map_err(|e| DescError::Parse {
+            path: origin.to_string(),
+            line: e.span.start.line,
+            column: e.span.start.col,
+            message: e.code.to_string(),
+        })?;
+        desc.validate().map_err(|message| DescError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(desc)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.sockets.is_empty() || self.sockets.len() > 64 {
+            return Err(format!("{} sockets; 1 to 64 are supported", self.sockets.len()));
+        }
+        if self.frequency_mhz == 0 || self.frequency_mhz > 100_000 {
+            return Err(format!("frequency_mhz {} is out of range", self.frequency_mhz));
+        }
+        let n = self.sockets.len() as u32;
+        for (i, s) in self.sockets.iter().enumerate() {
+            if s.cores == 0 || s.cores > 256 {
+                return Err(format!("socket {i}: {} cores; 1 to 256 are supported", s.cores));
+            }
+            let bytes = s.memory.size_mib << 20;
+            if bytes % NODE_ALIGN != 0 || s.memory.size_mib == 0 {
+                return Err(format!("socket {i}: memory size_mib must be a non-zero multiple of 2"));
+            }
+            if i == 0 && s.memory.size_mib < 64 {
+                return Err("socket 0: node 0 needs at least 64 MiB of RAM".into());
+            }
+            if s.memory.size_mib > 1 << 20 {
+                return Err(format!("socket {i}: more than 1 TiB of memory"));
+            }
+            if !(s.memory.bandwidth_gbs > 0.0 && s.memory.latency_ns >= 0.0) || s.memory.channels == 0 {
+                return Err(format!("socket {i}: memory needs channels, bandwidth and latency > 0"));
+            }
+            for (what, c) in [("l1d", &s.l1d), ("l2", &s.l2), ("llc", &s.llc)] {
+                if c.ways == 0 || c.size_kib == 0 || (c.size_kib as u64 * 1024 / 64) % c.ways as u64 != 0 {
+                    return Err(format!("socket {i}: {what} size must be a whole number of 64-byte lines per way"));
+                }
+            }
+        }
+        for l in &self.links {
+            if l.a >= n || l.b >= n || l.a == l.b {
+                return Err(format!("link {}-{}: sockets must be distinct and below {n}", l.a, l.b));
+            }
+            if !(l.bandwidth_gbs > 0.0 && l.latency_ns >= 0.0) {
+                return Err(format!("link {}-{}: bandwidth must be > 0", l.a, l.b));
+            }
+        }
+        if self.hops().iter().any(|row| row.contains(&u32::MAX)) {
+            return Err("the links leave some sockets unreachable from others".into());
+        }
+        Ok(())
+    }
+
+    pub fn nnodes(&self) -> u32 {
+        self.sockets.len() as u32
+    }
+
+    pub fn ncores(&self) -> u32 {
+        self.sockets.iter().map(|s| s.cores).sum()
+    }
+
+    /// Socket of each core, in core-index order (sockets' cores are numbered consecutively).
+    pub fn core_sockets(&self) -> Vec<u32> {
+        self.sockets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| std::iter::repeat_n(i as u32, s.cores as usize))
+            .collect()
+    }
+
+    /// RAM ranges per node: node 0 starts at 1 MiB (keeping its configured size), later nodes
+    /// follow, each 2 MiB-aligned.
+    pub fn ram_layout(&self) -> Vec<crate::memory::RamRange> {
+        let mut base = RAM_START;
+        let mut out = Vec::new();
+        for (i, s) in self.sockets.iter().enumerate() {
+            let len = s.memory.size_mib << 20;
+            out.push(crate::memory::RamRange { base, len, node: i as u32 });
+            base = (base + len).next_multiple_of(NODE_ALIGN);
+        }
+        out
+    }
+
+    /// Hop counts between sockets over the links (breadth-first; `u32::MAX` if unreachable).
+    pub fn hops(&self) -> Vec<Vec<u32>> {
+        let n = self.sockets.len();
+        let mut d = vec![vec![u32::MAX; n]; n];
+        for (s, row) in d.iter_mut().enumerate() {
+            row[s] = 0;
+            let mut frontier = vec![s];
+            let mut h = 0;
+            while !frontier.is_empty() {
+                h += 1;
+                let mut next = Vec::new();
+                for &u in &frontier {
+                    for l in &self.links {
+                        let (a, b) = (l.a as usize, l.b as usize);
+                        for (x, y) in [(a, b), (b, a)] {
+                            if x == u && row[y] == u32::MAX {
+                                row[y] = h;
+                                next.push(y);
+                            }
+                        }
+                    }
+                }
+                frontier = next;
+            }
+        }
+        d
+    }
+
+    /// SLIT-style distances: 10 local, +11 per hop (ACPI convention: 21 for one hop).
+    pub fn distances(&self) -> Vec<u8> {
+        self.hops()
+            .iter()
+            .flat_map(|row| row.iter().map(|&h| (10 + 11 * h).min(254) as u8))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_meet_the_platform_minimums() {
+        for name in MachineDesc::preset_names() {
+            let d = MachineDesc::load(name).unwrap();
+            assert!(d.sockets.iter().all(|s| s.cores >= 4 && s.memory.size_mib >= 256), "{name}");
+            assert_eq!(d.ram_layout()[0].base, RAM_START);
+            assert!(d.ram_layout()[0].end() >= 64 << 20);
+        }
+        assert_eq!(MachineDesc::load("2s").unwrap().ncores(), 8);
+        assert_eq!(MachineDesc::load("8s").unwrap().nnodes(), 8);
+    }
+
+    #[test]
+    fn eight_socket_ladder_has_two_hop_pairs() {
+        let d = MachineDesc::load("8s").unwrap();
+        let h = d.hops();
+        assert!(h.iter().flatten().any(|&x| x >= 2));
+        assert_eq!(d.distances()[0], 10);
+    }
+
+    #[test]
+    fn ron_errors_name_line_and_column() {
+        let text = "MachineDesc(\n  name: \"x\",\n  frequency_mhz: \"fast\",\n)";
+        let e = MachineDesc::parse(text, "m.ron").unwrap_err().to_string();
+        assert!(e.starts_with("m.ron:3:"), "{e}");
+        let e = MachineDesc::parse("MachineDesc(name: \"x\", bogus: 1)", "m.ron").unwrap_err();
+        assert!(e.to_string().contains("m.ron:1:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_presets_and_missing_files_are_errors() {
+        assert!(matches!(MachineDesc::load("3s"), Err(DescError::UnknownPreset(_))));
+        assert!(matches!(MachineDesc::load("/nonexistent/m.ron"), Err(DescError::Read { .. })));
+    }
+
+    #[test]
+    fn invalid_topologies_are_refused() {
+        let mut d = MachineDesc::load("2s").unwrap();
+        d.links.clear();
+        let text = ron::to_string(&d).unwrap();
+        assert!(matches!(MachineDesc::parse(&text, "t"), Err(DescError::Invalid { .. })));
+    }
+}
