@@ -27,16 +27,18 @@ pub struct Fault {
     pub unimplemented: bool,
 }
 
+// Exception vectors (SDM Vol. 3A §6.3.1). The three whose mnemonics clash with RFLAGS bits
+// (PF, DF, AC) are spelled out.
 pub const DE: u8 = 0;
 pub const DB: u8 = 1;
 pub const BP: u8 = 3;
 pub const UD: u8 = 6;
 pub const NM: u8 = 7;
-pub const DF: u8 = 8;
+pub const DOUBLE_FAULT: u8 = 8;
 pub const GP: u8 = 13;
-pub const PF: u8 = 14;
+pub const PAGE_FAULT: u8 = 14;
 pub const MF: u8 = 16;
-pub const AC: u8 = 17;
+pub const ALIGN_CHECK: u8 = 17;
 pub const XM: u8 = 19;
 
 impl Fault {
@@ -56,14 +58,14 @@ impl Fault {
             5 => "#BR bound range",
             UD => "#UD invalid opcode",
             NM => "#NM device not available",
-            DF => "#DF double fault",
+            DOUBLE_FAULT => "#DF double fault",
             10 => "#TS invalid TSS",
             11 => "#NP segment not present",
             12 => "#SS stack fault",
             GP => "#GP general protection",
-            PF => "#PF page fault",
+            PAGE_FAULT => "#PF page fault",
             MF => "#MF x87 floating-point error",
-            AC => "#AC alignment check",
+            ALIGN_CHECK => "#AC alignment check",
             18 => "#MC machine check",
             XM => "#XM SIMD floating-point exception",
             _ => "exception",
@@ -127,6 +129,11 @@ pub struct Core {
     pub gdtr: TableReg,
     pub idtr: TableReg,
     pub tsc_aux: u64,
+    /// SYSCALL/SYSRET MSRs (STAR, LSTAR, CSTAR, FMASK).
+    pub star: u64,
+    pub lstar: u64,
+    pub cstar: u64,
+    pub fmask: u64,
     /// Local cycle count; `rdtsc` reads it.
     pub cycles: u64,
     /// Retired instructions.
@@ -220,6 +227,10 @@ impl Core {
             gdtr: TableReg::default(),
             idtr: TableReg::default(),
             tsc_aux: index as u64,
+            star: 0,
+            lstar: 0,
+            cstar: 0,
+            fmask: 0,
             cycles: 0,
             instret: 0,
             state: RunState::Stopped,
@@ -250,13 +261,13 @@ impl Core {
     fn page_fault(&self, _va: u64, write: bool, fetch: bool) -> Fault {
         // Error code (SDM Vol. 3A §4.7): P=0 (not present), W/R, U/S=0 (CPL 0), I/D.
         let code = (write as u32) << 1 | (fetch as u32) << 4;
-        Fault { vector: PF, error_code: Some(code), unimplemented: false }
+        Fault { vector: PAGE_FAULT, error_code: Some(code), unimplemented: false }
     }
 
     /// Raises `f`, recording CR2 for page faults.
     #[inline]
     fn raise(&mut self, f: Fault, va: u64) -> Stop {
-        if f.vector == PF {
+        if f.vector == PAGE_FAULT {
             self.cr2 = va;
         }
         Stop::Fault(f)
@@ -365,7 +376,7 @@ impl Core {
                     n += take;
                 }
                 Err(f) if n == 0 => {
-                    if f.vector == PF {
+                    if f.vector == PAGE_FAULT {
                         self.cr2 = a;
                     }
                     return Err(f);

@@ -94,6 +94,17 @@ impl Core {
     /// RIP-relative displacements are already absolute in iced (`memory_displacement64`).
     #[inline(always)]
     pub fn ea(&self, ins: &Instruction) -> u64 {
+        let a = self.offset(ins);
+        match ins.segment_prefix() {
+            Register::FS => a.wrapping_add(self.fs_base),
+            Register::GS => a.wrapping_add(self.gs_base),
+            _ => a,
+        }
+    }
+
+    /// The address computation alone, without segment base (what `lea` stores).
+    #[inline(always)]
+    pub fn offset(&self, ins: &Instruction) -> u64 {
         let mut a = ins.memory_displacement64();
         let base = ins.memory_base();
         let mut addr32 = false;
@@ -113,11 +124,7 @@ impl Core {
         if addr32 {
             a &= 0xFFFF_FFFF;
         }
-        match ins.segment_prefix() {
-            Register::FS => a.wrapping_add(self.fs_base),
-            Register::GS => a.wrapping_add(self.gs_base),
-            _ => a,
-        }
+        a
     }
 
     /// Loads `BITS` bits from memory, zero-extended.

@@ -1,6 +1,138 @@
-use crate::cpu::Handler;
-use iced_x86::Instruction;
+//! Stack: PUSH, POP, PUSHFQ, POPFQ, LEAVE, ENTER (SDM Vol. 2B). 64-bit mode pushes 8 bytes
+//! (or 2 with a 0x66 prefix); 32-bit pushes do not exist in long mode.
 
-pub(super) fn resolve(_ins: &Instruction) -> Option<Handler> {
-    None
+use crate::cpu::operand::gpr_index;
+use crate::cpu::{
+    AC, AF, CF, Core, DF, FIXED1, Handler, ID, IF, IOPL, NT, OF, PF, RBP, RSP, Result, SF, Sys, TF, ZF,
+};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind};
+
+pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
+    Some(match ins.mnemonic() {
+        Mnemonic::Push => match (ins.op0_kind(), ins.code()) {
+            (OpKind::Register, _) if ins.op0_register().size() == 8 => push_r64,
+            (OpKind::Register, _) if ins.op0_register().size() == 2 => push16,
+            (OpKind::Memory, _) if ins.memory_size().size() == 8 => push_m64,
+            (OpKind::Memory, _) => push16,
+            (_, Code::Pushq_imm8 | Code::Pushq_imm32) => push_imm,
+            (_, Code::Pushw_imm8 | Code::Push_imm16) => push16,
+            _ => return None,
+        },
+        Mnemonic::Pop => match ins.op0_kind() {
+            OpKind::Register if ins.op0_register().size() == 8 => pop_r64,
+            OpKind::Register if ins.op0_register().size() == 2 => pop16,
+            OpKind::Memory if ins.memory_size().size() == 8 => pop_m64,
+            OpKind::Memory => pop16,
+            _ => return None,
+        },
+        Mnemonic::Pushfq => pushfq,
+        Mnemonic::Popfq => popfq,
+        Mnemonic::Leave if ins.code() == Code::Leaveq => leave,
+        Mnemonic::Enter if ins.code() == Code::Enterq_imm16_imm8 => enter,
+        _ => return None,
+    })
+}
+
+fn push_r64(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let v = c.gpr[gpr_index(ins.op0_register())];
+    c.push64(s, v)
+}
+
+fn push_imm(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    c.push64(s, ins.immediate(0))
+}
+
+fn push_m64(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let a = c.ea(ins);
+    let v = c.load::<u64>(s, a)?;
+    c.push64(s, v)
+}
+
+fn push16(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let v = c.read_op::<16>(s, ins, 0)?;
+    let sp = c.gpr[RSP].wrapping_sub(2);
+    c.store::<u16>(s, sp, v as u16)?;
+    c.gpr[RSP] = sp;
+    Ok(())
+}
+
+fn pop_r64(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let v = c.pop64(s)?;
+    c.gpr[gpr_index(ins.op0_register())] = v;
+    Ok(())
+}
+
+fn pop_m64(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    // The address is computed after RSP is incremented (SDM POP: "If the destination operand
+    // uses RSP as a base register, the value is computed after the pop").
+    let v = c.load::<u64>(s, c.gpr[RSP])?;
+    let old = c.gpr[RSP];
+    c.gpr[RSP] = old.wrapping_add(8);
+    let a = c.ea(ins);
+    if let Err(e) = c.store::<u64>(s, a, v) {
+        c.gpr[RSP] = old;
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn pop16(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let v = c.load::<u16>(s, c.gpr[RSP])? as u64;
+    let old = c.gpr[RSP];
+    c.gpr[RSP] = old.wrapping_add(2);
+    if let Err(e) = c.write_op::<16>(s, ins, 0, v) {
+        c.gpr[RSP] = old;
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn pushfq(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    // RF and VM are pushed as 0 (SDM PUSHF).
+    let v = c.rflags & !((1 << 16) | (1 << 17));
+    c.push64(s, v)
+}
+
+fn popfq(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let v = c.pop64(s)?;
+    // At CPL 0 every flag but VM/VIF/VIP/RF may change (SDM POPF, 64-bit mode).
+    let mut writable = CF | PF | AF | ZF | SF | TF | DF | OF | NT | AC | ID;
+    if c.cpl() == 0 {
+        writable |= IF | IOPL;
+    } else if c.cpl() as u64 <= (c.rflags & IOPL) >> 12 {
+        writable |= IF;
+    }
+    c.rflags = (c.rflags & !writable) | (v & writable) | FIXED1;
+    Ok(())
+}
+
+fn leave(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let v = c.load::<u64>(s, c.gpr[RBP])?;
+    c.gpr[RSP] = c.gpr[RBP].wrapping_add(8);
+    c.gpr[RBP] = v;
+    Ok(())
+}
+
+fn enter(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let size = ins.immediate16() as u64;
+    let level = (ins.immediate8_2nd() % 32) as u64;
+    let old = (c.gpr[RSP], c.gpr[RBP]);
+    let result = (|| {
+        c.push64(s, c.gpr[RBP])?;
+        let frame = c.gpr[RSP];
+        if level > 0 {
+            for i in 1..level {
+                let v = c.load::<u64>(s, c.gpr[RBP].wrapping_sub(8 * i))?;
+                c.push64(s, v)?;
+            }
+            c.push64(s, frame)?;
+        }
+        c.gpr[RBP] = frame;
+        c.gpr[RSP] = c.gpr[RSP].wrapping_sub(size);
+        Ok(())
+    })();
+    if result.is_err() {
+        (c.gpr[RSP], c.gpr[RBP]) = old;
+    }
+    result
 }

@@ -1,6 +1,334 @@
-use crate::cpu::Handler;
-use iced_x86::Instruction;
+//! System instructions: CPUID, RDTSC/RDTSCP, RDMSR/WRMSR, MOV to/from CRn, LGDT/LIDT/SGDT/
+//! SIDT, IN/OUT, HLT, CLI/STI, fences, PAUSE, INVLPG, SWAPGS, UD2, INT3, CLTS, WBINVD
+//! (SDM Vol. 2; MSRs from Vol. 4). Privileged ones raise #GP(0) outside ring 0.
 
-pub(super) fn resolve(_ins: &Instruction) -> Option<Handler> {
-    None
+use crate::cpu::flags::*;
+use crate::cpu::operand::gpr_index;
+use crate::cpu::{BP, Core, Fault, GP, Handler, RAX, RCX, RDX, Result, RunState, Stop, Sys, UD};
+use crate::devices::OutEffect;
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+
+pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
+    Some(match ins.mnemonic() {
+        Mnemonic::Cpuid => cpuid,
+        Mnemonic::Rdtsc => rdtsc,
+        Mnemonic::Rdtscp => rdtscp,
+        Mnemonic::Rdmsr => rdmsr,
+        Mnemonic::Wrmsr => wrmsr,
+        Mnemonic::Mov => match ins.code() {
+            Code::Mov_r64_cr => mov_from_cr,
+            Code::Mov_cr_r64 => mov_to_cr,
+            _ => return None,
+        },
+        Mnemonic::Lgdt | Mnemonic::Lidt if matches!(ins.code(), Code::Lgdt_m1664 | Code::Lidt_m1664) => load_table,
+        Mnemonic::Sgdt | Mnemonic::Sidt if matches!(ins.code(), Code::Sgdt_m1664 | Code::Sidt_m1664) => store_table,
+        Mnemonic::Out => out,
+        Mnemonic::In => inp,
+        Mnemonic::Hlt => hlt,
+        Mnemonic::Cli => cli,
+        Mnemonic::Sti => sti,
+        Mnemonic::Lfence | Mnemonic::Mfence | Mnemonic::Sfence | Mnemonic::Pause => nop,
+        Mnemonic::Wbinvd | Mnemonic::Invd => privileged_nop,
+        Mnemonic::Invlpg => invlpg,
+        Mnemonic::Swapgs => swapgs,
+        Mnemonic::Clts => clts,
+        Mnemonic::Ud2 | Mnemonic::Ud0 | Mnemonic::Ud1 => ud,
+        Mnemonic::Int3 => int3,
+        _ => return None,
+    })
+}
+
+fn require_cpl0(c: &Core) -> Result<()> {
+    if c.cpl() != 0 { Err(Stop::Fault(Fault::with_code(GP, 0))) } else { Ok(()) }
+}
+
+fn gp0() -> Stop {
+    Stop::Fault(Fault::with_code(GP, 0))
+}
+
+fn nop(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Ok(())
+}
+
+fn privileged_nop(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)
+}
+
+fn ud(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Err(Stop::Fault(Fault::new(UD)))
+}
+
+fn int3(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Err(Stop::Fault(Fault::new(BP)))
+}
+
+/// The vendor string: this is not an Intel or AMD part, and says so.
+const VENDOR: &[u8; 12] = b"PvmLabx86-64";
+const BRAND: &[u8; 48] = b"pvmlab emulated x86-64 core\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// CPUID (SDM Vol. 2A CPUID, Tables 3-8 ff.): the x86-64 baseline the interpreter implements,
+/// and the machine's topology in leaves 0x1 and 0xB.
+pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -> [u32; 4] {
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let per_socket = info.cores_per_socket.max(1);
+    // Bits of the x2APIC id that number cores within a socket.
+    let core_bits = 32 - (per_socket - 1).leading_zeros();
+    match leaf {
+        0 => [0xB, word(&VENDOR[0..4]), word(&VENDOR[8..12]), word(&VENDOR[4..8])],
+        1 => {
+            // Family 6, model 0x55, stepping 4 (a Skylake-SP signature shape).
+            let eax = (0x5 << 16) | (6 << 8) | (5 << 4) | 4;
+            let ebx = ((c.apic_id & 0xFF) << 24) | (per_socket.min(255) << 16) | (8 << 8);
+            let ecx = 0; // no SSE3+, no CX16, no x2APIC yet, no hypervisor bit
+            let edx = (1 << 4) // TSC
+                | (1 << 5) // MSR
+                | (1 << 6) // PAE
+                | (1 << 8) // CX8
+                | (1 << 15) // CMOV
+                | (1 << 19) // CLFSH
+                | (1 << 24) // FXSR
+                | (1 << 25) // SSE
+                | (1 << 26) // SSE2
+                | (((per_socket > 1) as u32) << 28); // HTT: more than one logical CPU per package
+            [eax, ebx, ecx, edx]
+        }
+        0xB => match sub {
+            0 => [0, 1, 1 << 8, c.apic_id],
+            1 => [core_bits, per_socket, (2 << 8) | 1, c.apic_id],
+            _ => [0, 0, sub & 0xFF, c.apic_id],
+        },
+        0x8000_0000 => [0x8000_0008, 0, 0, 0],
+        0x8000_0001 => [
+            0,
+            0,
+            1, // LAHF/SAHF in 64-bit mode
+            (1 << 20) | (1 << 27) | (1 << 29), // NX, RDTSCP, long mode
+        ],
+        0x8000_0002..=0x8000_0004 => {
+            let o = ((leaf - 0x8000_0002) * 16) as usize;
+            let b = &BRAND[o..o + 16];
+            [word(&b[0..4]), word(&b[4..8]), word(&b[8..12]), word(&b[12..16])]
+        }
+        0x8000_0007 => [0, 0, 0, 1 << 8], // invariant TSC
+        0x8000_0008 => [0x3030, 0, 0, 0], // 48 physical and 48 linear address bits
+        _ => [0; 4],
+    }
+}
+
+fn cpuid(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let r = cpuid_leaf(c, &s.cpuid, c.gpr[RAX] as u32, c.gpr[RCX] as u32);
+    c.gpr[RAX] = r[0] as u64;
+    c.gpr[crate::cpu::RBX] = r[1] as u64;
+    c.gpr[RCX] = r[2] as u64;
+    c.gpr[RDX] = r[3] as u64;
+    Ok(())
+}
+
+fn rdtsc(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    c.gpr[RAX] = c.cycles as u32 as u64;
+    c.gpr[RDX] = c.cycles >> 32;
+    Ok(())
+}
+
+fn rdtscp(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    rdtsc(c, s, ins)?;
+    c.gpr[RCX] = c.tsc_aux as u32 as u64;
+    Ok(())
+}
+
+pub const MSR_TSC: u32 = 0x10;
+pub const MSR_EFER: u32 = 0xC000_0080;
+pub const MSR_STAR: u32 = 0xC000_0081;
+pub const MSR_LSTAR: u32 = 0xC000_0082;
+pub const MSR_CSTAR: u32 = 0xC000_0083;
+pub const MSR_FMASK: u32 = 0xC000_0084;
+pub const MSR_FS_BASE: u32 = 0xC000_0100;
+pub const MSR_GS_BASE: u32 = 0xC000_0101;
+pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
+pub const MSR_TSC_AUX: u32 = 0xC000_0103;
+
+fn canonical(v: u64) -> bool {
+    (((v as i64) << 16) >> 16) as u64 == v
+}
+
+fn rdmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = match c.gpr[RCX] as u32 {
+        MSR_TSC => c.cycles,
+        MSR_EFER => c.efer,
+        MSR_STAR => c.star,
+        MSR_LSTAR => c.lstar,
+        MSR_CSTAR => c.cstar,
+        MSR_FMASK => c.fmask,
+        MSR_FS_BASE => c.fs_base,
+        MSR_GS_BASE => c.gs_base,
+        MSR_KERNEL_GS_BASE => c.kernel_gs_base,
+        MSR_TSC_AUX => c.tsc_aux,
+        _ => return Err(gp0()),
+    };
+    c.gpr[RAX] = v as u32 as u64;
+    c.gpr[RDX] = v >> 32;
+    Ok(())
+}
+
+fn wrmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = (c.gpr[RDX] << 32) | (c.gpr[RAX] as u32 as u64);
+    match c.gpr[RCX] as u32 {
+        MSR_EFER => {
+            // Only SCE and NXE may change; LME/LMA stay set in long mode.
+            if v & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 || v & EFER_LME == 0 {
+                return Err(gp0());
+            }
+            c.efer = (v & (EFER_SCE | EFER_NXE)) | EFER_LME | EFER_LMA;
+        }
+        MSR_STAR => c.star = v,
+        MSR_LSTAR | MSR_CSTAR | MSR_FS_BASE | MSR_GS_BASE | MSR_KERNEL_GS_BASE if !canonical(v) => {
+            return Err(gp0());
+        }
+        MSR_LSTAR => c.lstar = v,
+        MSR_CSTAR => c.cstar = v,
+        MSR_FMASK => c.fmask = v & 0xFFFF_FFFF,
+        MSR_FS_BASE => c.fs_base = v,
+        MSR_GS_BASE => c.gs_base = v,
+        MSR_KERNEL_GS_BASE => c.kernel_gs_base = v,
+        MSR_TSC_AUX if v >> 32 == 0 => c.tsc_aux = v,
+        _ => return Err(gp0()),
+    }
+    Ok(())
+}
+
+fn mov_from_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = match ins.op1_register() {
+        Register::CR0 => c.cr0,
+        Register::CR2 => c.cr2,
+        Register::CR3 => c.cr3,
+        Register::CR4 => c.cr4,
+        Register::CR8 => 0,
+        _ => return Err(Stop::Fault(Fault::new(UD))),
+    };
+    c.gpr[gpr_index(ins.op0_register())] = v;
+    Ok(())
+}
+
+fn mov_to_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = c.gpr[gpr_index(ins.op1_register())];
+    match ins.op0_register() {
+        Register::CR0 => {
+            // Long mode needs PE and PG; clearing them (leaving long mode) is not modelled.
+            if v >> 32 != 0 || v & (CR0_PE | CR0_PG) != (CR0_PE | CR0_PG) {
+                return Err(gp0());
+            }
+            c.cr0 = v | CR0_ET;
+        }
+        Register::CR2 => c.cr2 = v,
+        Register::CR3 => {
+            c.cr3 = v & 0x000F_FFFF_FFFF_F000;
+            c.tlb.flush();
+        }
+        Register::CR4 => {
+            if v & CR4_PAE == 0 || v >> 32 != 0 {
+                return Err(gp0());
+            }
+            c.cr4 = v;
+            c.tlb.flush();
+        }
+        Register::CR8 if v == 0 => {}
+        _ => return Err(gp0()),
+    }
+    Ok(())
+}
+
+/// LGDT/LIDT m16&64.
+fn load_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let a = c.ea(ins);
+    let limit = c.load::<u16>(s, a)?;
+    let base = c.load::<u64>(s, a.wrapping_add(2))?;
+    if !canonical(base) {
+        return Err(gp0());
+    }
+    let t = crate::cpu::TableReg { base, limit };
+    if ins.mnemonic() == Mnemonic::Lgdt { c.gdtr = t } else { c.idtr = t }
+    Ok(())
+}
+
+fn store_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let a = c.ea(ins);
+    let t = if ins.mnemonic() == Mnemonic::Sgdt { c.gdtr } else { c.idtr };
+    c.probe_write(s, a, 10)?;
+    c.store::<u16>(s, a, t.limit)?;
+    c.store::<u64>(s, a.wrapping_add(2), t.base)
+}
+
+fn io_allowed(c: &Core) -> Result<()> {
+    // Without a TSS I/O bitmap, ports are reachable only when CPL <= IOPL.
+    if c.cpl() as u64 > (c.rflags & IOPL) >> 12 { Err(gp0()) } else { Ok(()) }
+}
+
+fn port_of(c: &Core, ins: &Instruction, n: u32) -> u16 {
+    if ins.op_kind(n) == OpKind::Register { c.gpr[RDX] as u16 } else { ins.immediate8() as u16 }
+}
+
+fn out(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    io_allowed(c)?;
+    let port = port_of(c, ins, 0);
+    let size = ins.op1_register().size() as u32;
+    let v = (c.gpr[RAX] & mask(size * 8)) as u32;
+    match s.io.out(port, v, size) {
+        OutEffect::None => Ok(()),
+        OutEffect::Exit(code) => Err(Stop::Exit(code)),
+    }
+}
+
+fn inp(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    io_allowed(c)?;
+    let port = port_of(c, ins, 1);
+    let r = ins.op0_register();
+    let v = s.io.inp(port, r.size() as u32) as u64;
+    match r.size() {
+        1 => c.set_reg::<8>(r, v),
+        2 => c.set_reg::<16>(r, v),
+        _ => c.set_reg::<32>(r, v),
+    }
+    Ok(())
+}
+
+fn hlt(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    c.state = if c.rflags & IF != 0 { RunState::Waiting } else { RunState::Stopped };
+    Err(Stop::Halt)
+}
+
+fn cli(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    io_allowed(c)?;
+    c.rflags &= !IF;
+    Ok(())
+}
+
+fn sti(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    io_allowed(c)?;
+    c.rflags |= IF;
+    Ok(())
+}
+
+fn invlpg(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let _ = c.ea(ins);
+    c.tlb.flush();
+    Ok(())
+}
+
+fn swapgs(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    std::mem::swap(&mut c.gs_base, &mut c.kernel_gs_base);
+    Ok(())
+}
+
+fn clts(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    c.cr0 &= !CR0_TS;
+    Ok(())
 }

@@ -1,0 +1,244 @@
+//! The machine: cores, RAM and devices assembled from a description, and the deterministic
+//! schedule that runs them (DESIGN.md §2.4): the runnable core with the smallest local cycle
+//! count runs next for at most a quantum; ties go to the lowest core index.
+
+use crate::cpu::{self, Core, CpuidInfo, RunState, Stop, Sys, decode::CodeCache};
+use crate::desc::MachineDesc;
+use crate::devices::Ports;
+use crate::loader::{self, BootLayout};
+use crate::memory::Ram;
+use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, NasmFormatter};
+
+/// Instructions a core runs before the schedule looks again.
+pub const QUANTUM: u64 = 1000;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// `out 0xF4, eax`.
+    Exit(u32),
+    /// Every core stopped (`hlt` with interrupts off), or waits for an interrupt nothing
+    /// can send.
+    AllHalted,
+    /// The run reached `--max-instructions`.
+    InstructionLimit,
+    /// An exception with no handler; `report` says what, where, with registers.
+    Fault { vector: u8, rip: u64, report: String },
+}
+
+/// Process exit statuses of `pvmlab exec` for runs that did not end through the exit port.
+pub mod status {
+    /// Bad input: unreadable or malformed image, machine file, options.
+    pub const BAD_INPUT: i32 = 1;
+    /// The run passed `--max-instructions`.
+    pub const INSTRUCTION_LIMIT: i32 = 124;
+    /// An exception (other than #UD) that the image did not handle.
+    pub const UNHANDLED_EXCEPTION: i32 = 125;
+    /// #UD: an invalid encoding or `ud2`.
+    pub const INVALID_OPCODE: i32 = 126;
+    /// #UD: a valid instruction that pvmlab does not implement.
+    pub const UNSUPPORTED_INSTRUCTION: i32 = 127;
+}
+
+impl RunEnd {
+    /// The process exit status `pvmlab exec` uses for this end.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RunEnd::Exit(v) => (v & 0xFF) as i32,
+            RunEnd::AllHalted => 0,
+            RunEnd::InstructionLimit => status::INSTRUCTION_LIMIT,
+            RunEnd::Fault { vector: cpu::UD, report, .. } if report.contains("not implemented") => {
+                status::UNSUPPORTED_INSTRUCTION
+            }
+            RunEnd::Fault { vector: cpu::UD, .. } => status::INVALID_OPCODE,
+            RunEnd::Fault { .. } => status::UNHANDLED_EXCEPTION,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
+    Load(#[from] loader::LoadError),
+}
+
+pub struct Machine {
+    pub desc: MachineDesc,
+    pub cores: Vec<Core>,
+    pub sys: Sys,
+    pub cache: CodeCache,
+    pub layout: Option<BootLayout>,
+    /// Instructions retired by all cores.
+    pub instructions: u64,
+    end: Option<RunEnd>,
+}
+
+impl Machine {
+    pub fn new(desc: &MachineDesc) -> Result<Self, MachineError> {
+        let ram = Ram::new(&desc.ram_layout())?;
+        let per_socket = desc.sockets.iter().map(|s| s.cores).max().unwrap_or(1);
+        let core_bits = 32 - (per_socket - 1).leading_zeros();
+        let mut cores = Vec::new();
+        for (socket, s) in desc.sockets.iter().enumerate() {
+            for k in 0..s.cores {
+                let apic_id = ((socket as u32) << core_bits) | k;
+                cores.push(Core::new(cores.len() as u32, apic_id, socket as u32, socket as u32));
+            }
+        }
+        let cpuid = CpuidInfo {
+            ncores: cores.len() as u32,
+            cores_per_socket: per_socket,
+            tsc_hz: desc.frequency_mhz as u64 * 1_000_000,
+        };
+        Ok(Machine {
+            desc: desc.clone(),
+            cores,
+            sys: Sys::new(ram, Ports::default(), cpuid),
+            cache: CodeCache::new(),
+            layout: None,
+            instructions: 0,
+            end: None,
+        })
+    }
+
+    /// Loads a bare-metal image (DESIGN.md §3.1).
+    pub fn load_elf(&mut self, image: &[u8], bsp_only: bool, cmdline: &str) -> Result<(), MachineError> {
+        let layout = loader::load(image, &self.desc, &mut self.sys.ram, &mut self.cores, bsp_only, cmdline)?;
+        self.layout = Some(layout);
+        Ok(())
+    }
+
+    /// How the run ended, once it has.
+    pub fn end(&self) -> Option<&RunEnd> {
+        self.end.as_ref()
+    }
+
+    /// Simulated time so far: the furthest core clock.
+    pub fn cycles(&self) -> u64 {
+        self.cores.iter().map(|c| c.cycles).max().unwrap_or(0)
+    }
+
+    /// Runs until the run ends or `budget` more instructions have retired (all cores
+    /// together); `limit` is the run's total instruction limit. Returns the end, if reached.
+    pub fn run_for(&mut self, budget: u64, limit: Option<u64>) -> Option<RunEnd> {
+        if self.end.is_some() {
+            return self.end.clone();
+        }
+        let stop_at = self.instructions.saturating_add(budget);
+        loop {
+            if let Some(l) = limit
+                && self.instructions >= l
+            {
+                return self.finish(RunEnd::InstructionLimit);
+            }
+            if self.instructions >= stop_at {
+                return None;
+            }
+            let Some(i) = self.next_core() else {
+                return self.finish(RunEnd::AllHalted);
+            };
+            let mut quantum = QUANTUM.min(stop_at - self.instructions);
+            if let Some(l) = limit {
+                quantum = quantum.min(l - self.instructions);
+            }
+            let core = &mut self.cores[i];
+            let before = core.instret;
+            let stop = cpu::run(core, &mut self.sys, &mut self.cache, quantum);
+            self.instructions += core.instret - before;
+            match stop {
+                None | Some(Stop::Halt) => {}
+                Some(Stop::Exit(v)) => return self.finish(RunEnd::Exit(v)),
+                Some(Stop::Fault(f)) => {
+                    let report = self.fault_report(i, f);
+                    let rip = self.cores[i].rip;
+                    return self.finish(RunEnd::Fault { vector: f.vector, rip, report });
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, end: RunEnd) -> Option<RunEnd> {
+        self.end = Some(end.clone());
+        Some(end)
+    }
+
+    fn next_core(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, c) in self.cores.iter().enumerate() {
+            if c.state == RunState::Running && best.is_none_or(|b| c.cycles < self.cores[b].cycles) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
+    /// Disassembles the instruction at `rip` of core `i`, if its bytes are readable.
+    pub fn disassemble_at(&mut self, i: usize, rip: u64) -> String {
+        let mut bytes = [0u8; 15];
+        let n = self.cores[i].fetch(&mut self.sys, rip, &mut bytes).unwrap_or(0);
+        if n == 0 {
+            return "(no readable bytes)".into();
+        }
+        let mut d = Decoder::with_ip(64, &bytes[..n], rip, DecoderOptions::NONE);
+        let ins: Instruction = d.decode();
+        let hex: Vec<String> = bytes[..ins.len().max(1).min(n)].iter().map(|b| format!("{b:02x}")).collect();
+        let mut text = String::new();
+        if ins.is_invalid() {
+            text.push_str("(invalid encoding)");
+        } else {
+            NasmFormatter::new().format(&ins, &mut text);
+        }
+        format!("{text}   [{}]", hex.join(" "))
+    }
+
+    fn fault_report(&mut self, i: usize, f: cpu::Fault) -> String {
+        let rip = self.cores[i].rip;
+        let dis = self.disassemble_at(i, rip);
+        let c = &self.cores[i];
+        let what = if f.unimplemented {
+            format!("instruction not implemented by pvmlab: {dis}")
+        } else {
+            let code = f.error_code.map(|e| format!(" error code {e:#x}")).unwrap_or_default();
+            format!("unhandled {}{code} at `{dis}`", f.name())
+        };
+        let mut r = format!("core {i}: {what}\n  rip {rip:#018x}");
+        if f.vector == cpu::PAGE_FAULT {
+            r += &format!("  cr2 {:#018x}", c.cr2);
+        }
+        r += &format!("  rflags {:#010x}  instructions {}\n", c.rflags, c.instret);
+        const NAMES: [&str; 16] =
+            ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+        for (k, name) in NAMES.iter().enumerate() {
+            r += &format!("  {name:>3} {:#018x}", c.gpr[k]);
+            if k % 4 == 3 {
+                r.push('\n');
+            }
+        }
+        r
+    }
+
+    /// A hash of the whole architectural state: every core's registers and counters, and
+    /// every non-zero page of RAM (xxh3-64, a specified algorithm).
+    pub fn state_hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for c in &self.cores {
+            for g in c.gpr {
+                h.update(&g.to_le_bytes());
+            }
+            for x in c.xmm {
+                h.update(&x.to_le_bytes());
+            }
+            for v in [c.rip, c.rflags, c.mxcsr as u64, c.fs_base, c.gs_base, c.kernel_gs_base, c.cycles, c.instret] {
+                h.update(&v.to_le_bytes());
+            }
+            h.update(&[c.state as u8]);
+        }
+        self.sys.ram.for_each_nonzero_page(|addr, page| {
+            h.update(&addr.to_le_bytes());
+            h.update(page);
+        });
+        h.digest()
+    }
+}
