@@ -131,19 +131,30 @@ impl MachineDesc {
 
     fn validate(&self) -> Result<(), String> {
         if self.sockets.is_empty() || self.sockets.len() > 64 {
-            return Err(format!("{} sockets; 1 to 64 are supported", self.sockets.len()));
+            return Err(format!(
+                "{} sockets; 1 to 64 are supported",
+                self.sockets.len()
+            ));
         }
         if self.frequency_mhz == 0 || self.frequency_mhz > 100_000 {
-            return Err(format!("frequency_mhz {} is out of range", self.frequency_mhz));
+            return Err(format!(
+                "frequency_mhz {} is out of range",
+                self.frequency_mhz
+            ));
         }
         let n = self.sockets.len() as u32;
         for (i, s) in self.sockets.iter().enumerate() {
             if s.cores == 0 || s.cores > 256 {
-                return Err(format!("socket {i}: {} cores; 1 to 256 are supported", s.cores));
+                return Err(format!(
+                    "socket {i}: {} cores; 1 to 256 are supported",
+                    s.cores
+                ));
             }
             let bytes = s.memory.size_mib << 20;
             if bytes % NODE_ALIGN != 0 || s.memory.size_mib == 0 {
-                return Err(format!("socket {i}: memory size_mib must be a non-zero multiple of 2"));
+                return Err(format!(
+                    "socket {i}: memory size_mib must be a non-zero multiple of 2"
+                ));
             }
             if i == 0 && s.memory.size_mib < 64 {
                 return Err("socket 0: node 0 needs at least 64 MiB of RAM".into());
@@ -151,18 +162,30 @@ impl MachineDesc {
             if s.memory.size_mib > 1 << 20 {
                 return Err(format!("socket {i}: more than 1 TiB of memory"));
             }
-            if !(s.memory.bandwidth_gbs > 0.0 && s.memory.latency_ns >= 0.0) || s.memory.channels == 0 {
-                return Err(format!("socket {i}: memory needs channels, bandwidth and latency > 0"));
+            if !(s.memory.bandwidth_gbs > 0.0 && s.memory.latency_ns >= 0.0)
+                || s.memory.channels == 0
+            {
+                return Err(format!(
+                    "socket {i}: memory needs channels, bandwidth and latency > 0"
+                ));
             }
             for (what, c) in [("l1d", &s.l1d), ("l2", &s.l2), ("llc", &s.llc)] {
-                if c.ways == 0 || c.size_kib == 0 || (c.size_kib as u64 * 1024 / 64) % c.ways as u64 != 0 {
-                    return Err(format!("socket {i}: {what} size must be a whole number of 64-byte lines per way"));
+                if c.ways == 0
+                    || c.size_kib == 0
+                    || (c.size_kib as u64 * 1024 / 64) % c.ways as u64 != 0
+                {
+                    return Err(format!(
+                        "socket {i}: {what} size must be a whole number of 64-byte lines per way"
+                    ));
                 }
             }
         }
         for l in &self.links {
             if l.a >= n || l.b >= n || l.a == l.b {
-                return Err(format!("link {}-{}: sockets must be distinct and below {n}", l.a, l.b));
+                return Err(format!(
+                    "link {}-{}: sockets must be distinct and below {n}",
+                    l.a, l.b
+                ));
             }
             if !(l.bandwidth_gbs > 0.0 && l.latency_ns >= 0.0) {
                 return Err(format!("link {}-{}: bandwidth must be > 0", l.a, l.b));
@@ -198,7 +221,11 @@ impl MachineDesc {
         let mut out = Vec::new();
         for (i, s) in self.sockets.iter().enumerate() {
             let len = s.memory.size_mib << 20;
-            out.push(crate::memory::RamRange { base, len, node: i as u32 });
+            out.push(crate::memory::RamRange {
+                base,
+                len,
+                node: i as u32,
+            });
             base = (base + len).next_multiple_of(NODE_ALIGN);
         }
         out
@@ -249,7 +276,12 @@ mod tests {
     fn presets_parse_and_meet_the_platform_minimums() {
         for name in MachineDesc::preset_names() {
             let d = MachineDesc::load(name).unwrap();
-            assert!(d.sockets.iter().all(|s| s.cores >= 4 && s.memory.size_mib >= 256), "{name}");
+            assert!(
+                d.sockets
+                    .iter()
+                    .all(|s| s.cores >= 4 && s.memory.size_mib >= 256),
+                "{name}"
+            );
             assert_eq!(d.ram_layout()[0].base, RAM_START);
             assert!(d.ram_layout()[0].end() >= 64 << 20);
         }
@@ -276,8 +308,14 @@ mod tests {
 
     #[test]
     fn unknown_presets_and_missing_files_are_errors() {
-        assert!(matches!(MachineDesc::load("3s"), Err(DescError::UnknownPreset(_))));
-        assert!(matches!(MachineDesc::load("/nonexistent/m.ron"), Err(DescError::Read { .. })));
+        assert!(matches!(
+            MachineDesc::load("3s"),
+            Err(DescError::UnknownPreset(_))
+        ));
+        assert!(matches!(
+            MachineDesc::load("/nonexistent/m.ron"),
+            Err(DescError::Read { .. })
+        ));
     }
 
     #[test]
@@ -285,6 +323,9 @@ mod tests {
         let mut d = MachineDesc::load("2s").unwrap();
         d.links.clear();
         let text = ron::to_string(&d).unwrap();
-        assert!(matches!(MachineDesc::parse(&text, "t"), Err(DescError::Invalid { .. })));
+        assert!(matches!(
+            MachineDesc::parse(&text, "t"),
+            Err(DescError::Invalid { .. })
+        ));
     }
 }

@@ -26,7 +26,12 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { machine: "1s".into(), bsp_only: false, max_instructions: None, cmdline: String::new() }
+        RunConfig {
+            machine: "1s".into(),
+            bsp_only: false,
+            max_instructions: None,
+            cmdline: String::new(),
+        }
     }
 }
 

@@ -24,16 +24,43 @@ pub enum LoadError {
     NotStatic(&'static str),
     #[error("the ELF file has no PT_LOAD segment")]
     NoSegments,
-    #[error("segment {index} ({len:#x} bytes at physical {paddr:#x}) is not inside node 0 RAM {ram_start:#x}..{ram_end:#x}")]
-    OutsideRam { index: usize, paddr: u64, len: u64, ram_start: u64, ram_end: u64 },
-    #[error("segment {index} ({len:#x} bytes at physical {paddr:#x}) overlaps the loader's area {area_start:#x}..{area_end:#x} at the top of node 0")]
-    OverlapsLoader { index: usize, paddr: u64, len: u64, area_start: u64, area_end: u64 },
+    #[error(
+        "segment {index} ({len:#x} bytes at physical {paddr:#x}) is not inside node 0 RAM {ram_start:#x}..{ram_end:#x}"
+    )]
+    OutsideRam {
+        index: usize,
+        paddr: u64,
+        len: u64,
+        ram_start: u64,
+        ram_end: u64,
+    },
+    #[error(
+        "segment {index} ({len:#x} bytes at physical {paddr:#x}) overlaps the loader's area {area_start:#x}..{area_end:#x} at the top of node 0"
+    )]
+    OverlapsLoader {
+        index: usize,
+        paddr: u64,
+        len: u64,
+        area_start: u64,
+        area_end: u64,
+    },
     #[error("segment {index} and segment {other} overlap")]
     Overlap { index: usize, other: usize },
     #[error("segment {index} has file size {filesz:#x} larger than its memory size {memsz:#x}")]
-    FileSizeTooLarge { index: usize, filesz: u64, memsz: u64 },
-    #[error("segment {index} claims file bytes {offset:#x}..{end:#x}, past the end of the file ({file_len:#x} bytes)")]
-    Truncated { index: usize, offset: u64, end: u64, file_len: u64 },
+    FileSizeTooLarge {
+        index: usize,
+        filesz: u64,
+        memsz: u64,
+    },
+    #[error(
+        "segment {index} claims file bytes {offset:#x}..{end:#x}, past the end of the file ({file_len:#x} bytes)"
+    )]
+    Truncated {
+        index: usize,
+        offset: u64,
+        end: u64,
+        file_len: u64,
+    },
     #[error("the entry point {entry:#x} is not inside any loaded segment")]
     EntryOutside { entry: u64 },
     #[error("the command line is {0} bytes; at most 64 KiB fit")]
@@ -55,12 +82,16 @@ fn parse(image: &[u8]) -> Result<(u64, Vec<Segment<'_>>), LoadError> {
     if image.len() < 4 || &image[..4] != b"\x7fELF" {
         return Err(LoadError::Elf("missing ELF magic".into()));
     }
-    if image.len() < 5 || image[4] != 2 /* ELFCLASS64 */ {
+    if image.len() < 5 || image[4] != 2
+    /* ELFCLASS64 */
+    {
         return Err(LoadError::NotX86_64("not ELFCLASS64"));
     }
     let header = elf::FileHeader64::<object::LittleEndian>::parse(image)
         .map_err(|e| LoadError::Elf(e.to_string()))?;
-    let endian = header.endian().map_err(|_| LoadError::NotX86_64("not little-endian"))?;
+    let endian = header
+        .endian()
+        .map_err(|_| LoadError::NotX86_64("not little-endian"))?;
     if header.e_machine(endian) != elf::EM_X86_64 {
         return Err(LoadError::NotX86_64("e_machine is not EM_X86_64"));
     }
@@ -70,17 +101,27 @@ fn parse(image: &[u8]) -> Result<(u64, Vec<Segment<'_>>), LoadError> {
         elf::ET_REL => return Err(LoadError::NotStatic("an object file (ET_REL)")),
         _ => return Err(LoadError::NotStatic("not an executable")),
     }
-    let phdrs = header.program_headers(endian, image).map_err(|e| LoadError::Elf(e.to_string()))?;
+    let phdrs = header
+        .program_headers(endian, image)
+        .map_err(|e| LoadError::Elf(e.to_string()))?;
     let mut segs = Vec::new();
     for (index, ph) in phdrs.iter().enumerate() {
         if ph.p_type(endian) != elf::PT_LOAD {
             continue;
         }
-        let (offset, filesz, memsz) = (ph.p_offset(endian), ph.p_filesz(endian), ph.p_memsz(endian));
+        let (offset, filesz, memsz) =
+            (ph.p_offset(endian), ph.p_filesz(endian), ph.p_memsz(endian));
         if filesz > memsz {
-            return Err(LoadError::FileSizeTooLarge { index, filesz, memsz });
+            return Err(LoadError::FileSizeTooLarge {
+                index,
+                filesz,
+                memsz,
+            });
         }
-        let Some(end) = offset.checked_add(filesz).filter(|&e| e <= image.len() as u64) else {
+        let Some(end) = offset
+            .checked_add(filesz)
+            .filter(|&e| e <= image.len() as u64)
+        else {
             return Err(LoadError::Truncated {
                 index,
                 offset,
@@ -89,24 +130,31 @@ fn parse(image: &[u8]) -> Result<(u64, Vec<Segment<'_>>), LoadError> {
             });
         };
         let data = &image[offset as usize..end as usize];
-        segs.push(Segment { index, paddr: ph.p_paddr(endian), memsz, data });
+        segs.push(Segment {
+            index,
+            paddr: ph.p_paddr(endian),
+            memsz,
+            data,
+        });
     }
     if segs.is_empty() {
         return Err(LoadError::NoSegments);
     }
     for (i, a) in segs.iter().enumerate() {
         for b in &segs[i + 1..] {
-            let (a_end, b_end) = (a.paddr.saturating_add(a.memsz), b.paddr.saturating_add(b.memsz));
+            let (a_end, b_end) = (
+                a.paddr.saturating_add(a.memsz),
+                b.paddr.saturating_add(b.memsz),
+            );
             if a.memsz > 0 && b.memsz > 0 && a.paddr < b_end && b.paddr < a_end {
-                return Err(LoadError::Overlap { index: a.index, other: b.index });
+                return Err(LoadError::Overlap {
+                    index: a.index,
+                    other: b.index,
+                });
             }
         }
     }
-    let entry = header.e_entry(endian);
-    if !segs.iter().any(|s| entry >= s.paddr && entry - s.paddr < s.memsz) {
-        return Err(LoadError::EntryOutside { entry });
-    }
-    Ok((entry, segs))
+    Ok((header.e_entry(endian), segs))
 }
 
 /// What the loader placed, for reports.
@@ -129,7 +177,10 @@ impl Area {
     fn take(&mut self, len: u64, align: u64) -> u64 {
         let a = self.next.next_multiple_of(align);
         self.next = a + len;
-        assert!(self.next <= self.end, "the loader area was sized for what it holds");
+        assert!(
+            self.next <= self.end,
+            "the loader area was sized for what it holds"
+        );
         a
     }
 }
@@ -159,10 +210,16 @@ pub fn load(
     let mut stack_tops = vec![0u64; cores.len()];
     let mut reserved_from = vec![0u64; ranges.len()];
     for (n, r) in ranges.iter().enumerate() {
-        let here: Vec<usize> = (0..cores.len()).filter(|&i| cores[i].node == n as u32).collect();
+        let here: Vec<usize> = (0..cores.len())
+            .filter(|&i| cores[i].node == n as u32)
+            .collect();
         let need = here.len() as u64 * STACK_SIZE;
         if need + MIB2 > r.len {
-            return Err(LoadError::NodeTooSmall { node: n as u32, len: r.len, cores: here.len() as u32 });
+            return Err(LoadError::NodeTooSmall {
+                node: n as u32,
+                len: r.len,
+                cores: here.len() as u32,
+            });
         }
         for (k, &i) in here.iter().enumerate() {
             stack_tops[i] = r.end() - k as u64 * STACK_SIZE;
@@ -178,16 +235,18 @@ pub fn load(
     let table_pages = 1 + pdpts + gibs + 1;
     let cmd_pages = (cmdline.len() as u64).div_ceil(PAGE_SIZE);
     let nn = ranges.len() as u64;
-    let info_bytes = 0x58
-        + cores.len() as u64 * 16
-        + (4 * nn + 2 * segs.len() as u64 + 4) * 24
-        + nn * nn
-        + 64;
-    let area_len = (table_pages + cmd_pages + 1) * PAGE_SIZE + info_bytes.next_multiple_of(PAGE_SIZE);
+    let info_bytes =
+        0x58 + cores.len() as u64 * 16 + (4 * nn + 2 * segs.len() as u64 + 4) * 24 + nn * nn + 64;
+    let area_len =
+        (table_pages + cmd_pages + 1) * PAGE_SIZE + info_bytes.next_multiple_of(PAGE_SIZE);
     let area_end = reserved_from[0];
     let area_start = (area_end - area_len) & !(PAGE_SIZE - 1);
     if area_start < node0.base + MIB2 / 2 {
-        return Err(LoadError::NodeTooSmall { node: 0, len: node0.len, cores: cores.len() as u32 });
+        return Err(LoadError::NodeTooSmall {
+            node: 0,
+            len: node0.len,
+            cores: cores.len() as u32,
+        });
     }
 
     // Segments must sit in node 0 RAM, below the loader's area.
@@ -212,12 +271,22 @@ pub fn load(
             });
         }
     }
+    if !segs
+        .iter()
+        .any(|s| entry >= s.paddr && entry - s.paddr < s.memsz)
+    {
+        return Err(LoadError::EntryOutside { entry });
+    }
     for s in &segs {
-        ram.write(s.paddr, s.data).expect("segment checked inside RAM");
+        ram.write(s.paddr, s.data)
+            .expect("segment checked inside RAM");
         // The rest of memsz is .bss: RAM starts zeroed.
     }
 
-    let mut area = Area { next: area_start, end: area_end };
+    let mut area = Area {
+        next: area_start,
+        end: area_end,
+    };
     let put = |ram: &mut Ram, a: u64, bytes: &[u8]| {
         ram.write(a, bytes).expect("the loader area is RAM");
     };
@@ -229,10 +298,18 @@ pub fn load(
     let pt = area.take(PAGE_SIZE, PAGE_SIZE);
     let is_ram = |a: u64, len: u64| ranges.iter().any(|r| a >= r.base && a + len <= r.end());
     for p in 0..pdpts {
-        put(ram, pml4 + p * 8, &(pdpt_base + p * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes());
+        put(
+            ram,
+            pml4 + p * 8,
+            &(pdpt_base + p * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes(),
+        );
     }
     for g in 0..gibs {
-        put(ram, pdpt_base + g * 8, &(pd_base + g * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes());
+        put(
+            ram,
+            pdpt_base + g * 8,
+            &(pd_base + g * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes(),
+        );
         let mut pd = vec![0u8; PAGE_SIZE as usize];
         for e in 0..512u64 {
             let a = (g << 30) + (e << 21);
@@ -250,14 +327,21 @@ pub fn load(
     let mut ptb = vec![0u8; PAGE_SIZE as usize];
     for e in 0..512u64 {
         let a = e << 12;
-        let v = if is_ram(a, PAGE_SIZE) { a | PTE_P | PTE_W } else { 0 };
+        let v = if is_ram(a, PAGE_SIZE) {
+            a | PTE_P | PTE_W
+        } else {
+            0
+        };
         ptb[e as usize * 8..e as usize * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
     put(ram, pt, &ptb);
 
     // Flat GDT: null, 64-bit code (0x08), data (0x10).
     let gdt = area.take(24, 16);
-    for (i, d) in [0u64, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF].iter().enumerate() {
+    for (i, d) in [0u64, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF]
+        .iter()
+        .enumerate()
+    {
         put(ram, gdt + i as u64 * 8, &d.to_le_bytes());
     }
 
@@ -265,7 +349,12 @@ pub fn load(
     let info_addr = area.take(0x58, 64);
     let cores_addr = area.take(cores.len() as u64 * 16, 16);
     for (i, c) in cores.iter().enumerate() {
-        let ci = CoreInfo { apic_id: c.apic_id, socket: c.socket, node: c.node, reserved: 0 };
+        let ci = CoreInfo {
+            apic_id: c.apic_id,
+            socket: c.socket,
+            node: c.node,
+            reserved: 0,
+        };
         put(ram, cores_addr + i as u64 * 16, as_bytes(&ci));
     }
     let distances = desc.distances();
@@ -278,7 +367,12 @@ pub fn load(
     let mut used: Vec<(u64, u64)> = segs
         .iter()
         .filter(|s| s.memsz > 0)
-        .map(|s| (s.paddr & !(PAGE_SIZE - 1), (s.paddr + s.memsz).next_multiple_of(PAGE_SIZE)))
+        .map(|s| {
+            (
+                s.paddr & !(PAGE_SIZE - 1),
+                (s.paddr + s.memsz).next_multiple_of(PAGE_SIZE),
+            )
+        })
         .collect();
     used.push((area_start, node0.end()));
     for (n, r) in ranges.iter().enumerate().skip(1) {
@@ -290,16 +384,31 @@ pub fn load(
         let mut at = r.base;
         for &(s, e) in used.iter().filter(|(s, _)| r.contains(*s)) {
             if s > at {
-                map.push(MemRange { base: at, len: s - at, node: r.node, kind: boot::MEM_USABLE });
+                map.push(MemRange {
+                    base: at,
+                    len: s - at,
+                    node: r.node,
+                    kind: boot::MEM_USABLE,
+                });
             }
             let s = s.max(at);
             if e > s {
-                map.push(MemRange { base: s, len: e - s, node: r.node, kind: boot::MEM_LOADER });
+                map.push(MemRange {
+                    base: s,
+                    len: e - s,
+                    node: r.node,
+                    kind: boot::MEM_LOADER,
+                });
             }
             at = at.max(e);
         }
         if at < r.end() {
-            map.push(MemRange { base: at, len: r.end() - at, node: r.node, kind: boot::MEM_USABLE });
+            map.push(MemRange {
+                base: at,
+                len: r.end() - at,
+                node: r.node,
+                kind: boot::MEM_USABLE,
+            });
         }
     }
     let ranges_addr = area.take(map.len() as u64 * 24, 16);
@@ -331,11 +440,23 @@ pub fn load(
         c.gpr[RSP] = stack_tops[i] - 8;
         c.rip = entry;
         c.cr3 = pml4;
-        c.gdtr = TableReg { base: gdt, limit: 23 };
+        c.gdtr = TableReg {
+            base: gdt,
+            limit: 23,
+        };
         c.idtr = TableReg { base: 0, limit: 0 };
-        c.state = if bsp_only && i != 0 { RunState::Stopped } else { RunState::Running };
+        c.state = if bsp_only && i != 0 {
+            RunState::Stopped
+        } else {
+            RunState::Running
+        };
     }
-    Ok(BootLayout { entry, boot_info: info_addr, pml4, loader_area: (area_start, node0.end()) })
+    Ok(BootLayout {
+        entry,
+        boot_info: info_addr,
+        pml4,
+        loader_area: (area_start, node0.end()),
+    })
 }
 
 /// The bytes of a plain `repr(C)` ABI struct.

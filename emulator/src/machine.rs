@@ -23,7 +23,11 @@ pub enum RunEnd {
     /// The run reached `--max-instructions`.
     InstructionLimit,
     /// An exception with no handler; `report` says what, where, with registers.
-    Fault { vector: u8, rip: u64, report: String },
+    Fault {
+        vector: u8,
+        rip: u64,
+        report: String,
+    },
 }
 
 /// Process exit statuses of `pvmlab exec` for runs that did not end through the exit port.
@@ -47,10 +51,14 @@ impl RunEnd {
             RunEnd::Exit(v) => (v & 0xFF) as i32,
             RunEnd::AllHalted => 0,
             RunEnd::InstructionLimit => status::INSTRUCTION_LIMIT,
-            RunEnd::Fault { vector: cpu::UD, report, .. } if report.contains("not implemented") => {
-                status::UNSUPPORTED_INSTRUCTION
-            }
-            RunEnd::Fault { vector: cpu::UD, .. } => status::INVALID_OPCODE,
+            RunEnd::Fault {
+                vector: cpu::UD,
+                report,
+                ..
+            } if report.contains("not implemented") => status::UNSUPPORTED_INSTRUCTION,
+            RunEnd::Fault {
+                vector: cpu::UD, ..
+            } => status::INVALID_OPCODE,
             RunEnd::Fault { .. } => status::UNHANDLED_EXCEPTION,
         }
     }
@@ -84,7 +92,12 @@ impl Machine {
         for (socket, s) in desc.sockets.iter().enumerate() {
             for k in 0..s.cores {
                 let apic_id = ((socket as u32) << core_bits) | k;
-                cores.push(Core::new(cores.len() as u32, apic_id, socket as u32, socket as u32));
+                cores.push(Core::new(
+                    cores.len() as u32,
+                    apic_id,
+                    socket as u32,
+                    socket as u32,
+                ));
             }
         }
         let cpuid = CpuidInfo {
@@ -104,8 +117,20 @@ impl Machine {
     }
 
     /// Loads a bare-metal image (DESIGN.md §3.1).
-    pub fn load_elf(&mut self, image: &[u8], bsp_only: bool, cmdline: &str) -> Result<(), MachineError> {
-        let layout = loader::load(image, &self.desc, &mut self.sys.ram, &mut self.cores, bsp_only, cmdline)?;
+    pub fn load_elf(
+        &mut self,
+        image: &[u8],
+        bsp_only: bool,
+        cmdline: &str,
+    ) -> Result<(), MachineError> {
+        let layout = loader::load(
+            image,
+            &self.desc,
+            &mut self.sys.ram,
+            &mut self.cores,
+            bsp_only,
+            cmdline,
+        )?;
         self.layout = Some(layout);
         Ok(())
     }
@@ -153,7 +178,11 @@ impl Machine {
                 Some(Stop::Fault(f)) => {
                     let report = self.fault_report(i, f);
                     let rip = self.cores[i].rip;
-                    return self.finish(RunEnd::Fault { vector: f.vector, rip, report });
+                    return self.finish(RunEnd::Fault {
+                        vector: f.vector,
+                        rip,
+                        report,
+                    });
                 }
             }
         }
@@ -167,7 +196,8 @@ impl Machine {
     fn next_core(&self) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, c) in self.cores.iter().enumerate() {
-            if c.state == RunState::Running && best.is_none_or(|b| c.cycles < self.cores[b].cycles) {
+            if c.state == RunState::Running && best.is_none_or(|b| c.cycles < self.cores[b].cycles)
+            {
                 best = Some(i);
             }
         }
@@ -177,13 +207,18 @@ impl Machine {
     /// Disassembles the instruction at `rip` of core `i`, if its bytes are readable.
     pub fn disassemble_at(&mut self, i: usize, rip: u64) -> String {
         let mut bytes = [0u8; 15];
-        let n = self.cores[i].fetch(&mut self.sys, rip, &mut bytes).unwrap_or(0);
+        let n = self.cores[i]
+            .fetch(&mut self.sys, rip, &mut bytes)
+            .unwrap_or(0);
         if n == 0 {
             return "(no readable bytes)".into();
         }
         let mut d = Decoder::with_ip(64, &bytes[..n], rip, DecoderOptions::NONE);
         let ins: Instruction = d.decode();
-        let hex: Vec<String> = bytes[..ins.len().max(1).min(n)].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: Vec<String> = bytes[..ins.len().max(1).min(n)]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let mut text = String::new();
         if ins.is_invalid() {
             text.push_str("(invalid encoding)");
@@ -200,7 +235,10 @@ impl Machine {
         let what = if f.unimplemented {
             format!("instruction not implemented by pvmlab: {dis}")
         } else {
-            let code = f.error_code.map(|e| format!(" error code {e:#x}")).unwrap_or_default();
+            let code = f
+                .error_code
+                .map(|e| format!(" error code {e:#x}"))
+                .unwrap_or_default();
             format!("unhandled {}{code} at `{dis}`", f.name())
         };
         let mut r = format!("core {i}: {what}\n  rip {rip:#018x}");
@@ -208,8 +246,10 @@ impl Machine {
             r += &format!("  cr2 {:#018x}", c.cr2);
         }
         r += &format!("  rflags {:#010x}  instructions {}\n", c.rflags, c.instret);
-        const NAMES: [&str; 16] =
-            ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+        const NAMES: [&str; 16] = [
+            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+            "r12", "r13", "r14", "r15",
+        ];
         for (k, name) in NAMES.iter().enumerate() {
             r += &format!("  {name:>3} {:#018x}", c.gpr[k]);
             if k % 4 == 3 {
@@ -230,7 +270,16 @@ impl Machine {
             for x in c.xmm {
                 h.update(&x.to_le_bytes());
             }
-            for v in [c.rip, c.rflags, c.mxcsr as u64, c.fs_base, c.gs_base, c.kernel_gs_base, c.cycles, c.instret] {
+            for v in [
+                c.rip,
+                c.rflags,
+                c.mxcsr as u64,
+                c.fs_base,
+                c.gs_base,
+                c.kernel_gs_base,
+                c.cycles,
+                c.instret,
+            ] {
                 h.update(&v.to_le_bytes());
             }
             h.update(&[c.state as u8]);

@@ -98,7 +98,10 @@ impl Ram {
 
     /// The node whose RAM holds `addr`.
     pub fn node_of(&self, addr: u64) -> Option<u32> {
-        self.ranges.iter().find(|r| r.contains(addr)).map(|r| r.node)
+        self.ranges
+            .iter()
+            .find(|r| r.contains(addr))
+            .map(|r| r.node)
     }
 
     /// Host pointer to the start of the 4 KiB page holding `addr`, if it is RAM.

@@ -14,7 +14,10 @@ fn main() {
     // Without a static relocation model rustc links a position-independent executable that
     // would need a dynamic loader to relocate it.
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if !flags.split('\x1f').any(|f| f == "relocation-model=static" || f == "-Crelocation-model=static") {
+    if !flags
+        .split('\x1f')
+        .any(|f| f == "relocation-model=static" || f == "-Crelocation-model=static")
+    {
         panic!(
             "bare-metal images need `-C relocation-model=static`: build them through \
              `cargo build -p pvmlab-workloads`, or in guests/baremetal where .cargo/config.toml sets it"

@@ -16,7 +16,11 @@ pub struct BenchArgs {
 
 pub fn run(args: &BenchArgs) -> i32 {
     let Some(image) = workloads::images::get(&args.image) else {
-        eprintln!("pvmlab: error: no built-in image `{}` (have: {})", args.image, workloads::images::names().collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "pvmlab: error: no built-in image `{}` (have: {})",
+            args.image,
+            workloads::images::names().collect::<Vec<_>>().join(", ")
+        );
         return emulator::machine::status::BAD_INPUT;
     };
     let desc = MachineDesc::load("1s").expect("the 1s preset is valid");
@@ -36,9 +40,18 @@ pub fn run(args: &BenchArgs) -> i32 {
             return 1;
         }
         count = m.instructions;
-        println!("run {}: {} instructions in {secs:.3} s = {:.1} MIPS", run + 1, m.instructions, m.instructions as f64 / secs / 1e6);
+        println!(
+            "run {}: {} instructions in {secs:.3} s = {:.1} MIPS",
+            run + 1,
+            m.instructions,
+            m.instructions as f64 / secs / 1e6
+        );
         best = best.min(secs);
     }
-    println!("best: {:.1} MIPS ({} instructions, functional level, one host core)", count as f64 / best / 1e6, count);
+    println!(
+        "best: {:.1} MIPS ({} instructions, functional level, one host core)",
+        count as f64 / best / 1e6,
+        count
+    );
     0
 }

@@ -83,7 +83,10 @@ pub fn run(args: &ExecArgs) -> i32 {
             }
         }
         RunEnd::InstructionLimit => {
-            eprintln!("pvmlab: stopped after {} instructions (--max-instructions)", m.instructions);
+            eprintln!(
+                "pvmlab: stopped after {} instructions (--max-instructions)",
+                m.instructions
+            );
         }
         RunEnd::Fault { report, .. } => eprintln!("pvmlab: {report}"),
     }
@@ -95,14 +98,25 @@ pub fn run(args: &ExecArgs) -> i32 {
 
 fn print_stats(m: &Machine, secs: f64) {
     let mips = m.instructions as f64 / secs.max(1e-9) / 1e6;
-    eprintln!("machine      {} ({} cores, {} nodes)", m.desc.name, m.cores.len(), m.desc.nnodes());
+    eprintln!(
+        "machine      {} ({} cores, {} nodes)",
+        m.desc.name,
+        m.cores.len(),
+        m.desc.nnodes()
+    );
     eprintln!("instructions {}", m.instructions);
     eprintln!("cycles       {}", m.cycles());
     eprintln!("host time    {secs:.3} s ({mips:.1} MIPS)");
-    eprintln!("blocks       {} decoded, {} invalidated", m.cache.decoded_blocks, m.cache.invalidated_blocks);
+    eprintln!(
+        "blocks       {} decoded, {} invalidated",
+        m.cache.decoded_blocks, m.cache.invalidated_blocks
+    );
     eprintln!("state hash   {:016x}", m.state_hash());
     eprintln!("core  socket  instructions      cycles  state");
     for c in &m.cores {
-        eprintln!("{:>4}  {:>6}  {:>12}  {:>10}  {:?}", c.index, c.socket, c.instret, c.cycles, c.state);
+        eprintln!(
+            "{:>4}  {:>6}  {:>12}  {:>10}  {:?}",
+            c.index, c.socket, c.instret, c.cycles, c.state
+        );
     }
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "pvmlab", version, about = "A deterministic, cycle-level testbed for pVM-based hypervisors on NUMA machines")]
+#[command(
+    name = "pvmlab",
+    version,
+    about = "A deterministic, cycle-level testbed for pVM-based hypervisors on NUMA machines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -151,7 +151,11 @@ impl CodeCache {
             self.by_page.entry(p).or_default().push(id);
             sys.set_code_page(p, true);
         }
-        self.blocks[id as usize] = Some(Block { start: rip, ops: ops.into_boxed_slice(), pages });
+        self.blocks[id as usize] = Some(Block {
+            start: rip,
+            ops: ops.into_boxed_slice(),
+            pages,
+        });
         self.map.insert(rip, id);
         self.decoded_blocks += 1;
         Ok(id)

@@ -44,7 +44,11 @@ pub const MXCSR_DEFAULT: u32 = 0x1F80;
 /// Value mask of an operand of `BITS` bits.
 #[inline(always)]
 pub const fn mask(bits: u32) -> u64 {
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 /// The sign bit of an operand of `BITS` bits.

@@ -43,10 +43,18 @@ pub const XM: u8 = 19;
 
 impl Fault {
     pub const fn new(vector: u8) -> Self {
-        Fault { vector, error_code: None, unimplemented: false }
+        Fault {
+            vector,
+            error_code: None,
+            unimplemented: false,
+        }
     }
     pub const fn with_code(vector: u8, code: u32) -> Self {
-        Fault { vector, error_code: Some(code), unimplemented: false }
+        Fault {
+            vector,
+            error_code: Some(code),
+            unimplemented: false,
+        }
     }
     /// The mnemonic of the exception, as the SDM names it.
     pub fn name(&self) -> &'static str {
@@ -189,7 +197,9 @@ impl Sys {
 
     pub(crate) fn is_code_page(&self, page: u64) -> bool {
         let n = page as usize;
-        self.code_pages.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0)
+        self.code_pages
+            .get(n / 64)
+            .is_some_and(|w| w & (1 << (n % 64)) != 0)
     }
 
     pub(crate) fn set_code_page(&mut self, page: u64, on: bool) {
@@ -261,7 +271,11 @@ impl Core {
     fn page_fault(&self, _va: u64, write: bool, fetch: bool) -> Fault {
         // Error code (SDM Vol. 3A §4.7): P=0 (not present), W/R, U/S=0 (CPL 0), I/D.
         let code = (write as u32) << 1 | (fetch as u32) << 4;
-        Fault { vector: PAGE_FAULT, error_code: Some(code), unimplemented: false }
+        Fault {
+            vector: PAGE_FAULT,
+            error_code: Some(code),
+            unimplemented: false,
+        }
     }
 
     /// Raises `f`, recording CR2 for page faults.
@@ -275,16 +289,26 @@ impl Core {
 
     #[cold]
     fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        let pa = self.translate(sys, va, false, false).map_err(|f| self.raise(f, va))?;
-        let host = sys.ram.host_page(pa, false).expect("translated addresses are RAM");
+        let pa = self
+            .translate(sys, va, false, false)
+            .map_err(|f| self.raise(f, va))?;
+        let host = sys
+            .ram
+            .host_page(pa, false)
+            .expect("translated addresses are RAM");
         self.tlb.fill_read(va, host);
         Ok(host)
     }
 
     #[cold]
     fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        let pa = self.translate(sys, va, true, false).map_err(|f| self.raise(f, va))?;
-        let host = sys.ram.host_page(pa, true).expect("translated addresses are RAM");
+        let pa = self
+            .translate(sys, va, true, false)
+            .map_err(|f| self.raise(f, va))?;
+        let host = sys
+            .ram
+            .host_page(pa, true)
+            .expect("translated addresses are RAM");
         if sys.is_code_page(pa / PAGE_SIZE) {
             // Self-modifying code: never cache the translation, so every store to this page
             // comes here and invalidates the blocks decoded from it.
@@ -301,9 +325,11 @@ impl Core {
     /// Checks that `len` bytes at `va` can be written, without writing (for instructions that
     /// must fault before changing any state).
     pub fn probe_write(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<()> {
-        self.translate(sys, va, true, false).map_err(|f| self.raise(f, va))?;
+        self.translate(sys, va, true, false)
+            .map_err(|f| self.raise(f, va))?;
         let last = va.wrapping_add(len - 1);
-        self.translate(sys, last, true, false).map_err(|f| self.raise(f, last))?;
+        self.translate(sys, last, true, false)
+            .map_err(|f| self.raise(f, last))?;
         Ok(())
     }
 
@@ -372,7 +398,9 @@ impl Core {
                 Ok(pa) => {
                     let room = (PAGE_SIZE - (pa & (PAGE_SIZE - 1))) as usize;
                     let take = room.min(buf.len() - n);
-                    sys.ram.read(pa, &mut buf[n..n + take]).expect("translated addresses are RAM");
+                    sys.ram
+                        .read(pa, &mut buf[n..n + take])
+                        .expect("translated addresses are RAM");
                     n += take;
                 }
                 Err(f) if n == 0 => {
@@ -389,7 +417,9 @@ impl Core {
 
     /// Physical page of an instruction address (for the code cache).
     pub(crate) fn code_page(&self, sys: &Sys, va: u64) -> Option<u64> {
-        self.translate(sys, va, false, true).ok().map(|pa| pa / PAGE_SIZE)
+        self.translate(sys, va, false, true)
+            .ok()
+            .map(|pa| pa / PAGE_SIZE)
     }
 
     // ---- stack --------------------------------------------------------------------------

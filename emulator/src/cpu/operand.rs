@@ -152,7 +152,12 @@ impl Core {
     /// Reads operand `n` (register, memory or immediate) at `BITS` bits, zero-extended;
     /// immediates arrive sign-extended to the operand size as iced reports them.
     #[inline(always)]
-    pub fn read_op<const BITS: u32>(&mut self, sys: &mut Sys, ins: &Instruction, n: u32) -> Result<u64> {
+    pub fn read_op<const BITS: u32>(
+        &mut self,
+        sys: &mut Sys,
+        ins: &Instruction,
+        n: u32,
+    ) -> Result<u64> {
         match ins.op_kind(n) {
             OpKind::Register => Ok(self.reg::<BITS>(ins.op_register(n))),
             OpKind::Memory => {
@@ -165,7 +170,13 @@ impl Core {
 
     /// Writes operand `n` (register or memory) at `BITS` bits.
     #[inline(always)]
-    pub fn write_op<const BITS: u32>(&mut self, sys: &mut Sys, ins: &Instruction, n: u32, v: u64) -> Result<()> {
+    pub fn write_op<const BITS: u32>(
+        &mut self,
+        sys: &mut Sys,
+        ins: &Instruction,
+        n: u32,
+        v: u64,
+    ) -> Result<()> {
         if ins.op_kind(n) == OpKind::Register {
             self.set_reg::<BITS>(ins.op_register(n), v);
             Ok(())

@@ -12,7 +12,10 @@ struct Entry {
     host: *mut u8,
 }
 
-const EMPTY: Entry = Entry { tag: u64::MAX, host: std::ptr::null_mut() };
+const EMPTY: Entry = Entry {
+    tag: u64::MAX,
+    host: std::ptr::null_mut(),
+};
 
 #[derive(Clone)]
 pub struct SoftTlb {
@@ -26,7 +29,10 @@ unsafe impl Send for SoftTlb {}
 
 impl SoftTlb {
     pub fn new() -> Self {
-        SoftTlb { read: Box::new([EMPTY; ENTRIES]), write: Box::new([EMPTY; ENTRIES]) }
+        SoftTlb {
+            read: Box::new([EMPTY; ENTRIES]),
+            write: Box::new([EMPTY; ENTRIES]),
+        }
     }
 
     #[inline(always)]
@@ -47,12 +53,18 @@ impl SoftTlb {
     }
 
     pub fn fill_read(&mut self, va: u64, host: *mut u8) {
-        self.read[Self::slot(va)] = Entry { tag: va / PAGE_SIZE, host };
+        self.read[Self::slot(va)] = Entry {
+            tag: va / PAGE_SIZE,
+            host,
+        };
     }
 
     pub fn fill_write(&mut self, va: u64, host: *mut u8) {
         self.fill_read(va, host);
-        self.write[Self::slot(va)] = Entry { tag: va / PAGE_SIZE, host };
+        self.write[Self::slot(va)] = Entry {
+            tag: va / PAGE_SIZE,
+            host,
+        };
     }
 
     pub fn flush_write(&mut self) {

@@ -13,7 +13,7 @@ use super::util::{Fnv, Rng};
 /// Elements in the main arrays.
 pub const N: usize = 10_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rec {
     key: u16,
     seq: u32,
@@ -35,7 +35,12 @@ fn sorted_by<T, F: Fn(&T, &T) -> bool>(items: &[T], le: F) -> bool {
 pub fn run(out: &mut dyn Write) -> fmt::Result {
     let mut rng = Rng::new(0x5eed_0001);
     let base: Vec<u64> = (0..N).map(|_| rng.next_u64()).collect();
-    writeln!(out, "input: {} u64, checksum {:016x}", base.len(), checksum(&base, |x| x))?;
+    writeln!(
+        out,
+        "input: {} u64, checksum {:016x}",
+        base.len(),
+        checksum(&base, |x| x)
+    )?;
 
     let mut a = base.clone();
     a.sort_unstable();
@@ -54,10 +59,16 @@ pub fn run(out: &mut dyn Write) -> fmt::Result {
 
     // Many equal keys: the stable sort must keep `seq` ascending within each key.
     let mut recs: Vec<Rec> = (0..N as u32)
-        .map(|seq| Rec { key: rng.below(97) as u16, seq, val: rng.next_u64() as i64 >> 7 })
+        .map(|seq| Rec {
+            key: rng.below(97) as u16,
+            seq,
+            val: rng.next_u64() as i64 >> 7,
+        })
         .collect();
     recs.sort_by_key(|r| r.key);
-    let stable = recs.windows(2).all(|w| w[0].key < w[1].key || (w[0].key == w[1].key && w[0].seq < w[1].seq));
+    let stable = recs
+        .windows(2)
+        .all(|w| w[0].key < w[1].key || (w[0].key == w[1].key && w[0].seq < w[1].seq));
     writeln!(
         out,
         "sort_by_key(key): stable={} checksum={:016x} first={:?} last={:?}",
@@ -76,7 +87,12 @@ pub fn run(out: &mut dyn Write) -> fmt::Result {
         recs[N - 1].val
     )?;
     recs.sort();
-    writeln!(out, "sort(Ord derive): sorted={} first={:?}", sorted_by(&recs, |x, y| x <= y), recs[0])?;
+    writeln!(
+        out,
+        "sort(Ord derive): sorted={} first={:?}",
+        sorted_by(&recs, |x, y| x <= y),
+        recs[0]
+    )?;
 
     // Floats by total order, NaNs and signed zeros included.
     let mut f: Vec<f64> = (0..N)
@@ -118,19 +134,37 @@ pub fn run(out: &mut dyn Write) -> fmt::Result {
     asc.sort();
     let mut desc: Vec<u32> = (0..N as u32).rev().collect();
     desc.sort_unstable();
-    writeln!(out, "presorted ok: {} reversed ok: {}", asc == desc, desc[0] == 0 && desc[N - 1] == N as u32 - 1)?;
+    writeln!(
+        out,
+        "presorted ok: {} reversed ok: {}",
+        asc == desc,
+        desc[0] == 0 && desc[N - 1] == N as u32 - 1
+    )?;
     let mut sawtooth: Vec<u16> = (0..N).map(|i| (i % 313) as u16).collect();
     sawtooth.sort();
     sawtooth.dedup();
-    writeln!(out, "sawtooth dedup: len={} last={}", sawtooth.len(), sawtooth[sawtooth.len() - 1])?;
+    writeln!(
+        out,
+        "sawtooth dedup: len={} last={}",
+        sawtooth.len(),
+        sawtooth[sawtooth.len() - 1]
+    )?;
 
     // Selection and search.
     let mut c = base.clone();
     let (_, median, _) = c.select_nth_unstable(N / 2);
     let median = *median;
-    writeln!(out, "select_nth_unstable(N/2)={median:016x} equals sorted: {}", median == a[N / 2])?;
-    let hits = (0..1000).filter(|i| a.binary_search(&base[i * 7]).is_ok()).count();
-    let misses = (0..1000).filter(|_| a.binary_search(&rng.next_u64()).is_ok()).count();
+    writeln!(
+        out,
+        "select_nth_unstable(N/2)={median:016x} equals sorted: {}",
+        median == a[N / 2]
+    )?;
+    let hits = (0..1000)
+        .filter(|i| a.binary_search(&base[i * 7]).is_ok())
+        .count();
+    let misses = (0..1000)
+        .filter(|_| a.binary_search(&rng.next_u64()).is_ok())
+        .count();
     writeln!(out, "binary_search: hits={hits} misses_found={misses}")?;
     let split = a.partition_point(|&x| x < u64::MAX / 3);
     writeln!(out, "partition_point(max/3)={split}")?;
@@ -148,8 +182,14 @@ pub fn run(out: &mut dyn Write) -> fmt::Result {
     for (i, &x) in base.iter().enumerate() {
         *map.entry(x % 4096).or_insert(0u64) += i as u64;
     }
-    let removed = (0..4096u64).step_by(3).filter(|k| map.remove(k).is_some()).count();
-    let range_sum: u64 = map.range(1000..2000).map(|(k, v)| k ^ v).fold(0, u64::wrapping_add);
+    let removed = (0..4096u64)
+        .step_by(3)
+        .filter(|k| map.remove(k).is_some())
+        .count();
+    let range_sum: u64 = map
+        .range(1000..2000)
+        .map(|(k, v)| k ^ v)
+        .fold(0, u64::wrapping_add);
     writeln!(
         out,
         "BTreeMap: len={} removed={} first={:?} last={:?} range_sum={:016x}",
@@ -165,8 +205,13 @@ pub fn run(out: &mut dyn Write) -> fmt::Result {
     dq.rotate_left(377);
     dq.push_front(1);
     dq.push_back(2);
-    let (front, back) = dq.as_slices();
-    writeln!(out, "VecDeque: len={} front={} back={} checksum={:016x}", dq.len(), front.len(), back.len(), checksum(&dq.make_contiguous(), |x| x))?;
+    let (front, back) = (dq.as_slices().0.len(), dq.as_slices().1.len());
+    let sum = checksum(dq.make_contiguous(), |x| x);
+    writeln!(
+        out,
+        "VecDeque: len={} slices={front}+{back} checksum={sum:016x}",
+        dq.len()
+    )?;
 
     let mut joined = String::new();
     for chunk in a.chunks(2500) {

@@ -15,7 +15,8 @@ impl Boot {
     /// stay valid and unchanged for the rest of the run (the loader's promise).
     pub(crate) unsafe fn new(info: *const BootInfo, core: usize) -> Boot {
         // SAFETY: the caller's contract.
-        Boot { info: unsafe { &*info }, core }
+        let info = unsafe { &*info };
+        Boot { info, core }
     }
 
     /// This core's index into [`cores`](Self::cores).

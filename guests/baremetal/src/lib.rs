@@ -75,3 +75,15 @@ macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// Runs program logic from [`progs`] with the console as its output. Returns the exit status:
+/// 0, or 1 if the program gave up with a formatting error.
+pub fn run_on_console(run: impl FnOnce(&mut dyn core::fmt::Write) -> core::fmt::Result) -> u32 {
+    match run(&mut Console) {
+        Ok(()) => 0,
+        Err(core::fmt::Error) => {
+            println!("\nprogram failed with a formatting error");
+            1
+        }
+    }
+}

@@ -61,11 +61,18 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     while i + 8 <= n {
         // SAFETY: `i + 8 <= n`, within the caller's buffers.
         let (x, y) = unsafe {
-            (a.add(i).cast::<u64>().read_unaligned(), b.add(i).cast::<u64>().read_unaligned())
+            (
+                a.add(i).cast::<u64>().read_unaligned(),
+                b.add(i).cast::<u64>().read_unaligned(),
+            )
         };
         if x != y {
             // Big-endian order makes the first differing byte the most significant one.
-            return if u64::from_be(x) < u64::from_be(y) { -1 } else { 1 };
+            return if u64::from_be(x) < u64::from_be(y) {
+                -1
+            } else {
+                1
+            };
         }
         i += 8;
     }

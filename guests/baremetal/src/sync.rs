@@ -18,7 +18,10 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub const fn new(value: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     pub fn lock(&self) -> SpinGuard<'_, T> {
@@ -34,10 +37,12 @@ impl<T> SpinLock<T> {
     }
 
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        self.locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then_some(SpinGuard { lock: self })
+        // Build the guard only on success: a guard dropped after a failed attempt would
+        // unlock the current holder's lock.
+        let acquired =
+            self.locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed);
+        acquired.is_ok().then(|| SpinGuard { lock: self })
     }
 }
 
@@ -76,7 +81,10 @@ pub struct Barrier {
 
 impl Barrier {
     pub const fn new() -> Self {
-        Barrier { arrived: AtomicU32::new(0), generation: AtomicU32::new(0) }
+        Barrier {
+            arrived: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
+        }
     }
 
     /// Waits until `parties` callers (the same number every time) have arrived. Returns `true`
@@ -87,7 +95,8 @@ impl Barrier {
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == parties {
             // Reset before releasing: a party that leaves may re-enter at once.
             self.arrived.store(0, Ordering::Relaxed);
-            self.generation.store(generation.wrapping_add(1), Ordering::Release);
+            self.generation
+                .store(generation.wrapping_add(1), Ordering::Release);
             true
         } else {
             while self.generation.load(Ordering::Acquire) == generation {

@@ -44,7 +44,9 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
             Code::Retnq_imm16 => ret_imm,
             _ => return None,
         },
-        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne if ins.op0_kind() == OpKind::NearBranch64 => {
+        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne
+            if ins.op0_kind() == OpKind::NearBranch64 =>
+        {
             if is_addr32(ins) {
                 loop_::<32>
             } else {
@@ -59,7 +61,10 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
 
 fn is_addr32(ins: &Instruction) -> bool {
     // LOOP with a 0x67 prefix counts in ECX.
-    matches!(ins.code(), Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX)
+    matches!(
+        ins.code(),
+        Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX
+    )
 }
 
 fn jmp(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
@@ -140,7 +145,11 @@ fn loop_<const BITS: u32>(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Resul
 }
 
 fn jrcxz<const BITS: u32>(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
-    let zero = if BITS == 32 { c.gpr[RCX] as u32 == 0 } else { c.gpr[RCX] == 0 };
+    let zero = if BITS == 32 {
+        c.gpr[RCX] as u32 == 0
+    } else {
+        c.gpr[RCX] == 0
+    };
     if zero {
         c.rip = ins.near_branch64();
     }

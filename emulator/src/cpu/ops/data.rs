@@ -2,8 +2,8 @@
 //! CWD/CDQ/CQO, NOP and ENDBR64 (SDM Vol. 2A/2B, entries of the same names).
 
 use super::by_width;
-use crate::cpu::{Core, Handler, Result, Sys, condition, sext};
 use crate::cpu::operand::gpr_index;
+use crate::cpu::{Core, Handler, Result, Sys, condition, sext};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
@@ -17,7 +17,11 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
                     return None;
                 }
             }
-            let size = if reg0 { ins.op0_register().size() } else { ins.memory_size().size() };
+            let size = if reg0 {
+                ins.op0_register().size()
+            } else {
+                ins.memory_size().size()
+            };
             match (size, reg0, ins.op1_kind()) {
                 (8, true, OpKind::Register) => mov_rr64,
                 (8, true, OpKind::Memory) => mov_rm::<64>,
@@ -29,7 +33,10 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
                 _ => return by_width!(ins, 0, mov),
             }
         }
-        Mnemonic::Movzx => match (ins.op0_register().size(), ins.memory_size().size().max(op_size(ins, 1))) {
+        Mnemonic::Movzx => match (
+            ins.op0_register().size(),
+            ins.memory_size().size().max(op_size(ins, 1)),
+        ) {
             (2, 1) => movzx::<16, 8>,
             (4, 1) => movzx::<32, 8>,
             (8, 1) => movzx::<64, 8>,
@@ -38,19 +45,17 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
             (2, 2) => movzx::<16, 16>,
             _ => return None,
         },
-        Mnemonic::Movsx | Mnemonic::Movsxd => {
-            match (ins.op0_register().size(), op_size(ins, 1)) {
-                (2, 1) => movsx::<16, 8>,
-                (4, 1) => movsx::<32, 8>,
-                (8, 1) => movsx::<64, 8>,
-                (2, 2) => movsx::<16, 16>,
-                (4, 2) => movsx::<32, 16>,
-                (8, 2) => movsx::<64, 16>,
-                (8, 4) => movsx::<64, 32>,
-                (4, 4) => movsx::<32, 32>,
-                _ => return None,
-            }
-        }
+        Mnemonic::Movsx | Mnemonic::Movsxd => match (ins.op0_register().size(), op_size(ins, 1)) {
+            (2, 1) => movsx::<16, 8>,
+            (4, 1) => movsx::<32, 8>,
+            (8, 1) => movsx::<64, 8>,
+            (2, 2) => movsx::<16, 16>,
+            (4, 2) => movsx::<32, 16>,
+            (8, 2) => movsx::<64, 16>,
+            (8, 4) => movsx::<64, 32>,
+            (4, 4) => movsx::<32, 32>,
+            _ => return None,
+        },
         Mnemonic::Lea => match ins.op0_register().size() {
             8 => lea::<64>,
             4 => lea::<32>,
@@ -111,7 +116,11 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
 }
 
 fn op_size(ins: &Instruction, n: u32) -> usize {
-    if ins.op_kind(n) == OpKind::Register { ins.op_register(n).size() } else { ins.memory_size().size() }
+    if ins.op_kind(n) == OpKind::Register {
+        ins.op_register(n).size()
+    } else {
+        ins.memory_size().size()
+    }
 }
 
 fn nop(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
@@ -136,7 +145,11 @@ fn mov_rr32(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
 fn mov_ri(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
     // 32-bit immediates to 32-bit registers zero-extend; `mov r/m64, imm32` sign-extends
     // (iced has already sign-extended it).
-    let v = if ins.op0_register().size() == 4 { ins.immediate(1) as u32 as u64 } else { ins.immediate(1) };
+    let v = if ins.op0_register().size() == 4 {
+        ins.immediate(1) as u32 as u64
+    } else {
+        ins.immediate(1)
+    };
     c.gpr[gpr_index(ins.op0_register())] = v;
     Ok(())
 }
@@ -184,7 +197,11 @@ fn cmov<const BITS: u32>(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result
     // zero-extended even when the move does not happen (SDM CMOVcc, 64-bit mode).
     let v = c.read_op::<BITS>(s, ins, 1)?;
     let d = ins.op0_register();
-    let v = if condition(ins.condition_code(), c.rflags) { v } else { c.reg::<BITS>(d) };
+    let v = if condition(ins.condition_code(), c.rflags) {
+        v
+    } else {
+        c.reg::<BITS>(d)
+    };
     c.set_reg::<BITS>(d, v);
     Ok(())
 }
@@ -219,7 +236,11 @@ fn extend_acc<const FROM: u32>(c: &mut Core, _: &mut Sys, _: &Instruction) -> Re
 
 /// CWD/CDQ/CQO: fill rDX with the sign of rAX.
 fn sign_to_dx<const BITS: u32>(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
-    let fill = if c.gpr[0] & crate::cpu::sign(BITS) != 0 { u64::MAX } else { 0 };
+    let fill = if c.gpr[0] & crate::cpu::sign(BITS) != 0 {
+        u64::MAX
+    } else {
+        0
+    };
     match BITS {
         16 => c.set_reg::<16>(Register::DX, fill),
         32 => c.set_reg::<32>(Register::EDX, fill),

@@ -54,7 +54,8 @@ pub fn ends_block(ins: &Instruction) -> bool {
             | Mnemonic::Popfq
             | Mnemonic::Popf
             | Mnemonic::Swapgs
-    ) || (ins.mnemonic() == Mnemonic::Mov && matches!(ins.code(), Code::Mov_cr_r64 | Code::Mov_dr_r64))
+    ) || (ins.mnemonic() == Mnemonic::Mov
+        && matches!(ins.code(), Code::Mov_cr_r64 | Code::Mov_dr_r64))
 }
 
 /// An invalid encoding (SDM Vol. 2 §2: reserved opcodes raise #UD).
@@ -65,7 +66,11 @@ pub fn invalid(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
 /// A valid instruction outside what pvmlab implements: raised as #UD, marked so the report
 /// can say so.
 pub fn unimplemented(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
-    Err(Stop::Fault(Fault { vector: UD, error_code: None, unimplemented: true }))
+    Err(Stop::Fault(Fault {
+        vector: UD,
+        error_code: None,
+        unimplemented: true,
+    }))
 }
 
 /// Picks the width-specialised handler from the operand size of operand `n`.

@@ -3,7 +3,8 @@
 
 use crate::cpu::operand::gpr_index;
 use crate::cpu::{
-    AC, AF, CF, Core, DF, FIXED1, Handler, ID, IF, IOPL, NT, OF, PF, RBP, RSP, Result, SF, Sys, TF, ZF,
+    AC, AF, CF, Core, DF, FIXED1, Handler, ID, IF, IOPL, NT, OF, PF, RBP, RSP, Result, SF, Sys, TF,
+    ZF,
 };
 use iced_x86::{Code, Instruction, Mnemonic, OpKind};
 

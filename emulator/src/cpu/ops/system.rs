@@ -20,8 +20,16 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
             Code::Mov_cr_r64 => mov_to_cr,
             _ => return None,
         },
-        Mnemonic::Lgdt | Mnemonic::Lidt if matches!(ins.code(), Code::Lgdt_m1664 | Code::Lidt_m1664) => load_table,
-        Mnemonic::Sgdt | Mnemonic::Sidt if matches!(ins.code(), Code::Sgdt_m1664 | Code::Sidt_m1664) => store_table,
+        Mnemonic::Lgdt | Mnemonic::Lidt
+            if matches!(ins.code(), Code::Lgdt_m1664 | Code::Lidt_m1664) =>
+        {
+            load_table
+        }
+        Mnemonic::Sgdt | Mnemonic::Sidt
+            if matches!(ins.code(), Code::Sgdt_m1664 | Code::Sidt_m1664) =>
+        {
+            store_table
+        }
         Mnemonic::Out => out,
         Mnemonic::In => inp,
         Mnemonic::Hlt => hlt,
@@ -39,7 +47,11 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
 }
 
 fn require_cpl0(c: &Core) -> Result<()> {
-    if c.cpl() != 0 { Err(Stop::Fault(Fault::with_code(GP, 0))) } else { Ok(()) }
+    if c.cpl() != 0 {
+        Err(Stop::Fault(Fault::with_code(GP, 0)))
+    } else {
+        Ok(())
+    }
 }
 
 fn gp0() -> Stop {
@@ -74,7 +86,12 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
     // Bits of the x2APIC id that number cores within a socket.
     let core_bits = 32 - (per_socket - 1).leading_zeros();
     match leaf {
-        0 => [0xB, word(&VENDOR[0..4]), word(&VENDOR[8..12]), word(&VENDOR[4..8])],
+        0 => [
+            0xB,
+            word(&VENDOR[0..4]),
+            word(&VENDOR[8..12]),
+            word(&VENDOR[4..8]),
+        ],
         1 => {
             // Family 6, model 0x55, stepping 4 (a Skylake-SP signature shape).
             let eax = (0x5 << 16) | (6 << 8) | (5 << 4) | 4;
@@ -101,13 +118,18 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
         0x8000_0001 => [
             0,
             0,
-            1, // LAHF/SAHF in 64-bit mode
+            1,                                 // LAHF/SAHF in 64-bit mode
             (1 << 20) | (1 << 27) | (1 << 29), // NX, RDTSCP, long mode
         ],
         0x8000_0002..=0x8000_0004 => {
             let o = ((leaf - 0x8000_0002) * 16) as usize;
             let b = &BRAND[o..o + 16];
-            [word(&b[0..4]), word(&b[4..8]), word(&b[8..12]), word(&b[12..16])]
+            [
+                word(&b[0..4]),
+                word(&b[4..8]),
+                word(&b[8..12]),
+                word(&b[12..16]),
+            ]
         }
         0x8000_0007 => [0, 0, 0, 1 << 8], // invariant TSC
         0x8000_0008 => [0x3030, 0, 0, 0], // 48 physical and 48 linear address bits
@@ -251,13 +273,21 @@ fn load_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
         return Err(gp0());
     }
     let t = crate::cpu::TableReg { base, limit };
-    if ins.mnemonic() == Mnemonic::Lgdt { c.gdtr = t } else { c.idtr = t }
+    if ins.mnemonic() == Mnemonic::Lgdt {
+        c.gdtr = t
+    } else {
+        c.idtr = t
+    }
     Ok(())
 }
 
 fn store_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
     let a = c.ea(ins);
-    let t = if ins.mnemonic() == Mnemonic::Sgdt { c.gdtr } else { c.idtr };
+    let t = if ins.mnemonic() == Mnemonic::Sgdt {
+        c.gdtr
+    } else {
+        c.idtr
+    };
     c.probe_write(s, a, 10)?;
     c.store::<u16>(s, a, t.limit)?;
     c.store::<u64>(s, a.wrapping_add(2), t.base)
@@ -265,11 +295,19 @@ fn store_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
 
 fn io_allowed(c: &Core) -> Result<()> {
     // Without a TSS I/O bitmap, ports are reachable only when CPL <= IOPL.
-    if c.cpl() as u64 > (c.rflags & IOPL) >> 12 { Err(gp0()) } else { Ok(()) }
+    if c.cpl() as u64 > (c.rflags & IOPL) >> 12 {
+        Err(gp0())
+    } else {
+        Ok(())
+    }
 }
 
 fn port_of(c: &Core, ins: &Instruction, n: u32) -> u16 {
-    if ins.op_kind(n) == OpKind::Register { c.gpr[RDX] as u16 } else { ins.immediate8() as u16 }
+    if ins.op_kind(n) == OpKind::Register {
+        c.gpr[RDX] as u16
+    } else {
+        ins.immediate8() as u16
+    }
 }
 
 fn out(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
@@ -298,7 +336,11 @@ fn inp(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
 
 fn hlt(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     require_cpl0(c)?;
-    c.state = if c.rflags & IF != 0 { RunState::Waiting } else { RunState::Stopped };
+    c.state = if c.rflags & IF != 0 {
+        RunState::Waiting
+    } else {
+        RunState::Stopped
+    };
     Err(Stop::Halt)
 }
 
@@ -331,4 +373,64 @@ fn clts(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     c.cr0 &= !CR0_TS;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuidInfo;
+
+    fn core_on(socket: u32, k: u32) -> Core {
+        // 4 cores per socket: two bits of core id in the x2APIC id.
+        Core::new(socket * 4 + k, (socket << 2) | k, socket, socket)
+    }
+
+    const INFO: CpuidInfo = CpuidInfo {
+        ncores: 8,
+        cores_per_socket: 4,
+        tsc_hz: 2_400_000_000,
+    };
+
+    #[test]
+    fn vendor_and_baseline_features() {
+        let c = core_on(0, 0);
+        let r = cpuid_leaf(&c, &INFO, 0, 0);
+        let mut v = Vec::new();
+        for w in [r[1], r[3], r[2]] {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+        assert_eq!(&v, VENDOR);
+        let r = cpuid_leaf(&c, &INFO, 1, 0);
+        for bit in [4, 5, 8, 15, 24, 25, 26] {
+            assert_ne!(r[3] & (1 << bit), 0, "edx bit {bit}");
+        }
+        assert_eq!(r[3] & 1, 0, "no x87: it is not implemented");
+        assert_eq!(r[3] & (1 << 23), 0, "no MMX: it is not implemented");
+        assert_eq!(r[2], 0, "no SSE3+, CX16, POPCNT");
+        let r = cpuid_leaf(&c, &INFO, 0x8000_0001, 0);
+        assert_ne!(r[3] & (1 << 27), 0, "RDTSCP");
+        assert_ne!(r[3] & (1 << 29), 0, "long mode");
+        assert_eq!(
+            cpuid_leaf(&c, &INFO, 7, 0),
+            [0; 4],
+            "no BMI1/BMI2/AVX2 (leaf 7)"
+        );
+    }
+
+    #[test]
+    fn topology_leaves_report_socket_and_core() {
+        let c = core_on(1, 3);
+        let r1 = cpuid_leaf(&c, &INFO, 1, 0);
+        assert_eq!(r1[1] >> 24, 0b111, "initial APIC id = socket 1, core 3");
+        assert_eq!((r1[1] >> 16) & 0xFF, 4, "logical processors per package");
+        let smt = cpuid_leaf(&c, &INFO, 0xB, 0);
+        assert_eq!((smt[1], (smt[2] >> 8) & 0xFF, smt[3]), (1, 1, 0b111));
+        let core = cpuid_leaf(&c, &INFO, 0xB, 1);
+        assert_eq!(core[0], 2, "shift right by 2 bits gives the socket");
+        assert_eq!(core[3] >> core[0], 1, "socket 1");
+        assert_eq!(core[1], 4);
+        assert_eq!((core[2] >> 8) & 0xFF, 2, "level type: core");
+        let end = cpuid_leaf(&c, &INFO, 0xB, 2);
+        assert_eq!((end[2] >> 8) & 0xFF, 0, "no third level");
+    }
 }
