@@ -31,6 +31,38 @@ pub struct SocketDesc {
     pub l2: CacheDesc,
     pub llc: CacheDesc,
     pub memory: MemoryDesc,
+    /// Memory-level parallelism of each core of this socket (fill buffers, prefetcher).
+    /// Optional in RON files; the defaults follow a Skylake-SP core.
+    #[serde(default)]
+    pub mlp: MlpDesc,
+}
+
+/// What lets one core keep several misses in flight (DESIGN.md §2.3): the timing model's
+/// outstanding-miss bound, shared by demand misses, posted stores and prefetches, and its
+/// stride prefetcher.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlpDesc {
+    /// Misses a core can have in flight beyond its L1 (fill buffers / L2 superqueue entries).
+    pub outstanding_misses: u32,
+    /// Streams the stride prefetcher tracks per core; 0 turns it off.
+    pub prefetch_streams: u32,
+    /// How many strides ahead of the demand stream the prefetcher runs.
+    pub prefetch_distance: u32,
+}
+
+impl Default for MlpDesc {
+    /// 16 outstanding misses (the L2 superqueue of Intel cores since Nehalem) and an L2
+    /// streamer tracking 16 streams up to 16 lines ahead (Intel 64 and IA-32 Architectures
+    /// Optimization Reference Manual, "Data Prefetching": the streamer detects forward and
+    /// backward streams and stays up to 20 lines ahead).
+    fn default() -> Self {
+        MlpDesc {
+            outstanding_misses: 16,
+            prefetch_streams: 16,
+            prefetch_distance: 16,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,7 +70,8 @@ pub struct SocketDesc {
 pub struct CacheDesc {
     pub size_kib: u32,
     pub ways: u32,
-    /// Hit latency in core cycles.
+    /// Load-to-use latency of a hit at this level, in core cycles (a hit in L2 costs the L2
+    /// latency in all, not L1 + L2).
     pub latency: u32,
 }
 
@@ -48,9 +81,11 @@ pub struct MemoryDesc {
     /// RAM of this socket's node, a multiple of 2 MiB.
     pub size_mib: u64,
     pub channels: u32,
-    /// Peak bandwidth of the node's controllers, all channels together.
+    /// Peak bandwidth of the node's controllers, all channels together (10^9 bytes/s);
+    /// the timing model splits it evenly over the channels, lines interleaved across them.
     pub bandwidth_gbs: f64,
-    /// Unloaded DRAM access latency at the controller.
+    /// Unloaded latency from the request reaching the controller to the data leaving it
+    /// (controller + DRAM). A local miss costs the LLC latency plus this; queueing comes on top.
     pub latency_ns: f64,
 }
 
@@ -59,7 +94,10 @@ pub struct MemoryDesc {
 pub struct LinkDesc {
     pub a: u32,
     pub b: u32,
+    /// One-way latency of a message crossing the link (one hop).
     pub latency_ns: f64,
+    /// Bandwidth of each direction (10^9 bytes/s). Several links between the same two
+    /// sockets share the traffic, interleaved by cache line.
     pub bandwidth_gbs: f64,
 }
 
@@ -83,6 +121,11 @@ pub enum DescError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
+
+/// Accepted bandwidths and latencies: wide, but bounded so that the timing model's integer
+/// conversions (cycles, service times) cannot overflow. NaN falls outside both.
+const BANDWIDTH_GBS: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+const LATENCY_NS: std::ops::RangeInclusive<f64> = 0.0..=100_000.0;
 
 const PRESETS: [(&str, &str); 4] = [
     ("1s", include_str!("../machines/1s.ron")),
@@ -162,20 +205,46 @@ impl MachineDesc {
             if s.memory.size_mib > 1 << 20 {
                 return Err(format!("socket {i}: more than 1 TiB of memory"));
             }
-            if !(s.memory.bandwidth_gbs > 0.0 && s.memory.latency_ns >= 0.0)
+            if !(BANDWIDTH_GBS.contains(&s.memory.bandwidth_gbs)
+                && LATENCY_NS.contains(&s.memory.latency_ns))
                 || s.memory.channels == 0
+                || s.memory.channels > 64
             {
                 return Err(format!(
-                    "socket {i}: memory needs channels, bandwidth and latency > 0"
+                    "socket {i}: memory needs 1 to 64 channels, bandwidth_gbs in 0.001..=10000 \
+                     and latency_ns in 0..=100000"
+                ));
+            }
+            let m = &s.mlp;
+            if m.outstanding_misses == 0 || m.outstanding_misses > 256 {
+                return Err(format!(
+                    "socket {i}: mlp outstanding_misses {} is out of range (1 to 256)",
+                    m.outstanding_misses
+                ));
+            }
+            if m.prefetch_streams > 64 || m.prefetch_distance > 64 {
+                return Err(format!(
+                    "socket {i}: mlp prefetch_streams and prefetch_distance must be at most 64"
+                ));
+            }
+            if !(s.l1d.latency <= s.l2.latency && s.l2.latency <= s.llc.latency) {
+                return Err(format!(
+                    "socket {i}: cache latencies must not decrease from l1d to l2 to llc"
                 ));
             }
             for (what, c) in [("l1d", &s.l1d), ("l2", &s.l2), ("llc", &s.llc)] {
                 if c.ways == 0
                     || c.size_kib == 0
-                    || (c.size_kib as u64 * 1024 / 64) % c.ways as u64 != 0
+                    || !(c.size_kib as u64 * 1024 / 64).is_multiple_of(c.ways as u64)
                 {
                     return Err(format!(
                         "socket {i}: {what} size must be a whole number of 64-byte lines per way"
+                    ));
+                }
+                if c.ways > 64 || c.size_kib > 1 << 18 || c.latency > 10_000 {
+                    return Err(format!(
+                        "socket {i}: {what} is out of range (at most 64 ways, 256 MiB, \
+                         10000 cycles)"
                     ));
                 }
             }
@@ -187,8 +256,12 @@ impl MachineDesc {
                     l.a, l.b
                 ));
             }
-            if !(l.bandwidth_gbs > 0.0 && l.latency_ns >= 0.0) {
-                return Err(format!("link {}-{}: bandwidth must be > 0", l.a, l.b));
+            if !(BANDWIDTH_GBS.contains(&l.bandwidth_gbs) && LATENCY_NS.contains(&l.latency_ns)) {
+                return Err(format!(
+                    "link {}-{}: bandwidth_gbs must be in 0.001..=10000 and latency_ns in \
+                     0..=100000",
+                    l.a, l.b
+                ));
             }
         }
         if self.hops().iter().any(|row| row.contains(&u32::MAX)) {
@@ -214,16 +287,20 @@ impl MachineDesc {
             .collect()
     }
 
-    /// RAM ranges per node: node 0 starts at 1 MiB (keeping its configured size), later nodes
+    /// RAM ranges per node: node 0 starts at 1 MiB, later nodes follow; each ends on a 2 MiB
     /// follow, each 2 MiB-aligned.
     pub fn ram_layout(&self) -> Vec<crate::memory::RamRange> {
-        let mut base = RAM_START;
+        // Node n occupies [sum of the sizes before it, + its size); node 0 gives up its first
+        // MiB to the hole, as a PC does, so every node ends on a 2 MiB boundary and can be
+        // identity-mapped with large pages.
+        let mut base = 0;
         let mut out = Vec::new();
         for (i, s) in self.sockets.iter().enumerate() {
             let len = s.memory.size_mib << 20;
+            let start = base.max(RAM_START);
             out.push(crate::memory::RamRange {
-                base,
-                len,
+                base: start,
+                len: base + len - start,
                 node: i as u32,
             });
             base = (base + len).next_multiple_of(NODE_ALIGN);
@@ -316,6 +393,31 @@ mod tests {
             MachineDesc::load("/nonexistent/m.ron"),
             Err(DescError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn mlp_is_optional_and_validated() {
+        let d = MachineDesc::load("2s").unwrap();
+        let text = ron::to_string(&d).unwrap();
+        // A description written before `mlp` existed still parses, with the defaults.
+        let old = text.replace(&ron::to_string(&d.sockets[0].mlp).unwrap(), "MlpDesc()");
+        assert_ne!(old, text);
+        let parsed = MachineDesc::parse(&old, "old").unwrap();
+        assert_eq!(parsed.sockets[0].mlp, MlpDesc::default());
+        let older = old.replace(",mlp:MlpDesc()", "");
+        assert!(!older.contains("mlp"), "{older}");
+        let no_field = MachineDesc::parse(&older, "older").unwrap();
+        assert_eq!(no_field.sockets[1].mlp, MlpDesc::default());
+        let mut bad = d.clone();
+        bad.sockets[1].mlp.outstanding_misses = 0;
+        let e = MachineDesc::parse(&ron::to_string(&bad).unwrap(), "t").unwrap_err();
+        assert!(e.to_string().contains("outstanding_misses"), "{e}");
+        let mut bad = d.clone();
+        bad.sockets[0].memory.bandwidth_gbs = f64::NAN;
+        assert!(MachineDesc::parse(&ron::to_string(&bad).unwrap(), "t").is_err());
+        let mut bad = d;
+        bad.sockets[0].l2.latency = 2;
+        assert!(MachineDesc::parse(&ron::to_string(&bad).unwrap(), "t").is_err());
     }
 
     #[test]

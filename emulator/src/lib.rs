@@ -7,6 +7,8 @@ pub mod devices;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod stats;
+pub mod timing;
 
 pub use desc::{DescError, MachineDesc};
 pub use machine::{Machine, MachineError, RunEnd};
@@ -22,6 +24,8 @@ pub struct RunConfig {
     pub max_instructions: Option<u64>,
     /// The BootInfo command line.
     pub cmdline: String,
+    /// Run the cache/memory/interconnect model (`--timing on`); off = functional mode.
+    pub timing: bool,
 }
 
 impl Default for RunConfig {
@@ -31,6 +35,7 @@ impl Default for RunConfig {
             bsp_only: false,
             max_instructions: None,
             cmdline: String::new(),
+            timing: false,
         }
     }
 }
@@ -47,6 +52,8 @@ pub struct Outcome {
     pub cycles: u64,
     /// [`Machine::state_hash`] at the end.
     pub state_hash: u64,
+    /// The statistics summary (host time left at zero: results are deterministic).
+    pub report: stats::Report,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +68,9 @@ pub enum Error {
 pub fn run_image(elf: &[u8], cfg: &RunConfig) -> Result<Outcome, Error> {
     let desc = MachineDesc::load(&cfg.machine)?;
     let mut m = Machine::new(&desc)?;
+    if cfg.timing {
+        m.enable_timing();
+    }
     m.load_elf(elf, cfg.bsp_only, &cfg.cmdline)?;
     let end = loop {
         if let Some(end) = m.run_for(u64::MAX, cfg.max_instructions) {
@@ -73,5 +83,6 @@ pub fn run_image(elf: &[u8], cfg: &RunConfig) -> Result<Outcome, Error> {
         instructions: m.instructions,
         cycles: m.cycles(),
         state_hash: m.state_hash(),
+        report: m.report(0.0),
     })
 }

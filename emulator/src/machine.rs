@@ -7,10 +7,15 @@ use crate::desc::MachineDesc;
 use crate::devices::Ports;
 use crate::loader::{self, BootLayout};
 use crate::memory::Ram;
+use crate::stats::{self, CoreReport, EPOCH_NS, LinkReport, Report, StatsRing, ratio};
+use crate::timing::TimingModel;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, NasmFormatter};
 
-/// Instructions a core runs before the schedule looks again.
+/// Instructions a core runs before the schedule looks again…
 pub const QUANTUM: u64 = 1000;
+/// …or simulated cycles, whichever comes first: it bounds how far one core's clock runs ahead
+/// of the others (what the timing model's skew tolerance must absorb).
+pub const QUANTUM_CYCLES: u64 = 4000;
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +85,8 @@ pub struct Machine {
     pub layout: Option<BootLayout>,
     /// Instructions retired by all cores.
     pub instructions: u64,
+    /// Per-epoch statistics (DESIGN.md §2.6).
+    pub samples: StatsRing,
     end: Option<RunEnd>,
 }
 
@@ -112,8 +119,98 @@ impl Machine {
             cache: CodeCache::new(),
             layout: None,
             instructions: 0,
+            samples: StatsRing::default(),
             end: None,
         })
+    }
+
+    /// Switches on the cache/memory/interconnect model (DESIGN.md §2.3); without it the
+    /// machine runs at fixed latencies (functional mode), with identical architectural results.
+    pub fn enable_timing(&mut self) {
+        let sockets = self.desc.core_sockets();
+        let ram = self.sys.ram.ranges().to_vec();
+        self.sys.timing = Some(Box::new(TimingModel::new(&self.desc, &ram, &sockets)));
+    }
+
+    pub fn timing_enabled(&self) -> bool {
+        self.sys.timing.is_some()
+    }
+
+    fn ns_per_cycle(&self) -> f64 {
+        1000.0 / self.desc.frequency_mhz as f64
+    }
+
+    fn cycles_per_epoch(&self) -> u64 {
+        (EPOCH_NS * self.desc.frequency_mhz as u64 / 1000).max(1)
+    }
+
+    /// Samples every epoch that simulated time has passed: time is the slowest running core's
+    /// clock (all others are at most a quantum ahead), or the furthest clock once all stopped.
+    fn sample_epochs(&mut self, finished: bool) {
+        let running = self.cores.iter().filter(|c| c.state == RunState::Running).map(|c| c.cycles).min();
+        let now = match running {
+            Some(t) if !finished => t,
+            _ => self.cycles(),
+        };
+        let per = self.cycles_per_epoch();
+        while (self.samples.next_epoch + 1) * per <= now || (finished && self.samples.next_epoch * per < now) {
+            let end = ((self.samples.next_epoch + 1) * per).min(now);
+            let t = self.sys.timing.as_ref().map(|t| t.stats()).unwrap_or_default();
+            let depths = match &self.sys.timing {
+                Some(tm) => (0..self.desc.nnodes()).map(|n| tm.queue_depth(n, end)).collect(),
+                None => vec![0; self.desc.nnodes() as usize],
+            };
+            let instr: Vec<u64> = self.cores.iter().map(|c| c.instret).collect();
+            let busy = self.cores.iter().map(|c| c.state == RunState::Running).collect();
+            let end_ns = (end as f64 * self.ns_per_cycle()) as u64;
+            self.samples.push(end_ns, self.instructions, instr, busy, &t, depths);
+            if finished && end == now {
+                break;
+            }
+        }
+    }
+
+    /// The run summary so far; `host_seconds` is the host time it took (for MIPS only).
+    pub fn report(&self, host_seconds: f64) -> Report {
+        let cycles = self.cycles();
+        let t = self.sys.timing.as_ref().map(|t| t.stats()).unwrap_or_default();
+        let npc = self.ns_per_cycle();
+        let cores = self
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let m = t.cores.get(i).cloned().unwrap_or_default();
+                CoreReport {
+                    core: c.index,
+                    socket: c.socket,
+                    instructions: c.instret,
+                    busy_cycles: c.cycles,
+                    halted_cycles: cycles - c.cycles,
+                    l1_hit_rate: ratio(m.l1_hits, m.l1_hits + m.l1_misses),
+                    l2_hit_rate: ratio(m.l2_hits, m.l2_hits + m.l2_misses),
+                    llc_hit_rate: ratio(m.llc_hits, m.llc_hits + m.llc_misses),
+                    remote_accesses: m.remote_accesses,
+                    stall_cycles: m.stall_cycles,
+                }
+            })
+            .collect();
+        Report {
+            machine: self.desc.name.clone(),
+            timing: self.timing_enabled(),
+            instructions: self.instructions,
+            cycles,
+            simulated_ns: (cycles as f64 * npc) as u64,
+            host_seconds,
+            mips: self.instructions as f64 / host_seconds.max(1e-9) / 1e6,
+            nodes: t.nodes.iter().map(|n| stats::node_report(n, cycles, npc)).collect(),
+            links: t
+                .links
+                .iter()
+                .map(|l| LinkReport { from: l.from, to: l.to, bytes: l.bytes, utilization: ratio(l.busy_cycles, cycles) })
+                .collect(),
+            cores,
+        }
     }
 
     /// Loads a bare-metal image (DESIGN.md §3.1).
@@ -170,8 +267,12 @@ impl Machine {
             }
             let core = &mut self.cores[i];
             let before = core.instret;
-            let stop = cpu::run(core, &mut self.sys, &mut self.cache, quantum);
+            let cycle_limit = core.cycles + QUANTUM_CYCLES;
+            let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
             self.instructions += core.instret - before;
+            if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
+                self.sample_epochs(false);
+            }
             match stop {
                 None | Some(Stop::Halt) => {}
                 Some(Stop::Exit(v)) => return self.finish(RunEnd::Exit(v)),
@@ -189,6 +290,7 @@ impl Machine {
     }
 
     fn finish(&mut self, end: RunEnd) -> Option<RunEnd> {
+        self.sample_epochs(true);
         self.end = Some(end.clone());
         Some(end)
     }
@@ -289,5 +391,51 @@ impl Machine {
             h.update(page);
         });
         h.digest()
+    }
+}
+
+impl Machine {
+    /// Runs until at least one more epoch sample is in [`samples`](Self::samples), or the run
+    /// ends (front ends that follow a run epoch by epoch: `pvmlab tui`). Unlike
+    /// [`run_for`](Self::run_for) it never shortens a quantum, so stopping here and going on
+    /// gives the same schedule, and the same results, as one `run_for(u64::MAX, limit)`.
+    pub fn run_epoch(&mut self, limit: Option<u64>) -> Option<RunEnd> {
+        let epoch = self.samples.next_epoch;
+        while self.samples.next_epoch == epoch {
+            if self.end.is_some() {
+                return self.end.clone();
+            }
+            if let Some(l) = limit
+                && self.instructions >= l
+            {
+                return self.finish(RunEnd::InstructionLimit);
+            }
+            let Some(i) = self.next_core() else {
+                return self.finish(RunEnd::AllHalted);
+            };
+            let quantum = limit.map_or(QUANTUM, |l| QUANTUM.min(l - self.instructions));
+            let core = &mut self.cores[i];
+            let before = core.instret;
+            let cycle_limit = core.cycles + QUANTUM_CYCLES;
+            let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
+            self.instructions += core.instret - before;
+            if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
+                self.sample_epochs(false);
+            }
+            match stop {
+                None | Some(Stop::Halt) => {}
+                Some(Stop::Exit(v)) => return self.finish(RunEnd::Exit(v)),
+                Some(Stop::Fault(f)) => {
+                    let report = self.fault_report(i, f);
+                    let rip = self.cores[i].rip;
+                    return self.finish(RunEnd::Fault {
+                        vector: f.vector,
+                        rip,
+                        report,
+                    });
+                }
+            }
+        }
+        None
     }
 }

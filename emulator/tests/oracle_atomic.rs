@@ -2,6 +2,9 @@
 //! CMPXCHG, CMPXCHG8B, CMPXCHG16B), register and memory forms, with and without LOCK, with the
 //! comparison made to succeed about half the time.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Mnemonic as M, Register};

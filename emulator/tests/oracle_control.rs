@@ -4,6 +4,9 @@
 //! where the host went; the emulator's RIP must agree, and CALL's pushed return address must
 //! match byte for byte. The 16-bit operand-size forms are left out: Intel and AMD differ.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Code, Instruction, Mnemonic as M, OpKind};

@@ -3,6 +3,9 @@
 //! CDQE, CWD/CDQ/CQO, LAHF, SAHF, CLC, STC, CMC, CLD, STD), plus no-ops with operands
 //! (multi-byte NOP, PAUSE, fences, prefetches); XLAT separately (may stay unimplemented).
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Code, Mnemonic as M};

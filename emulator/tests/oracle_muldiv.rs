@@ -2,6 +2,9 @@
 //! Dividends are built from a random quotient and remainder so that no case raises #DE
 //! natively; the #DE cases (zero divisor, quotient overflow) run in the emulator only.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Mnemonic as M, Register};

@@ -2,6 +2,9 @@
 //! SHLD, SHRD), by 1, by imm8 and by CL, every width, register and memory destinations.
 //! Counts are biased to 0, 1, width-1, width, width+1 and the masking boundaries.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Mnemonic as M, OpKind};

@@ -4,6 +4,9 @@
 //! indefinite), NaNs, denormals, halfway cases under every rounding mode, FTZ/DAZ.
 //! The MMX forms (CVTPI2PS, CVTPS2PI, ...) are not implemented by the emulated CPU.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::Mnemonic as M;

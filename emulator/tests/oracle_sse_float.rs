@@ -5,6 +5,9 @@
 //! exceptions stay masked (an unmasked one would trap natively). MXCSR is compared exactly.
 //! RCPSS/RCPPS/RSQRTSS/RSQRTPS are left out: their approximations are implementation-specific.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::Mnemonic as M;

@@ -4,6 +4,9 @@
 //! PUNPCK*, PSHUFD/PSHUFHW/PSHUFLW, PEXTRW/PINSRW, PMOVMSKB). MMX forms are not implemented
 //! by the emulated CPU and not tested.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::Mnemonic as M;

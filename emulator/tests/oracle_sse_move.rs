@@ -5,6 +5,9 @@
 //! LDMXCSR/STMXCSR). Aligned forms get 16-byte aligned addresses; the misaligned #GP is
 //! checked in the emulator only.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Code, Instruction, Mnemonic as M, Register};

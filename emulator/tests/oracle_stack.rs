@@ -3,6 +3,9 @@
 //! 16-bit; PUSHF/PUSHFQ, POPF/POPFQ with status flags and DF; ENTER with nesting levels;
 //! LEAVE). RSP points into the scratch data area.
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Code, Mnemonic as M};

@@ -3,6 +3,9 @@
 //! address sizes (RSI/RDI/RCX vs ESI/EDI/ECX); counts 0, 1 and small; overlapping MOVS;
 //! CMPS/SCAS over mostly-equal data so REPE/REPNE runs stop at the interesting place).
 
+// The oracle runs instructions natively: x86-64 Linux hosts only.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
 mod oracle;
 
 use iced_x86::{Instruction, Register, RepPrefixKind as Rep};

@@ -18,15 +18,28 @@ pub struct ExecArgs {
     /// End the run (exit status 124) after this many instructions, all cores together.
     #[arg(long, value_name = "N")]
     pub max_instructions: Option<u64>,
+    /// `on`: caches, memory controllers and interconnect are modelled (cycle level);
+    /// `off`: fixed latencies, same architectural results, faster.
+    #[arg(long, value_enum, default_value = "on")]
+    pub timing: Timing,
     /// Print run statistics on standard error at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Write the statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
     /// The command line handed to the image in BootInfo.
     #[arg(long, default_value = "")]
     pub cmdline: String,
     /// The static x86-64 ELF image to run.
     #[arg(value_name = "IMAGE.elf")]
     pub image: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    On,
+    Off,
 }
 
 /// Instructions between two flushes of the guest console to stdout.
@@ -54,6 +67,9 @@ pub fn run(args: &ExecArgs) -> i32 {
             return status::BAD_INPUT;
         }
     };
+    if args.timing == Timing::On {
+        m.enable_timing();
+    }
     if let Err(e) = m.load_elf(&image, args.bsp_only, &args.cmdline) {
         eprintln!("pvmlab: error: {}: {e}", args.image.display());
         return status::BAD_INPUT;
@@ -90,33 +106,17 @@ pub fn run(args: &ExecArgs) -> i32 {
         }
         RunEnd::Fault { report, .. } => eprintln!("pvmlab: {report}"),
     }
+    let report = m.report(secs);
     if args.stats {
-        print_stats(&m, secs);
+        eprint!("{}", report.table());
+        eprintln!("state hash {:016x}; {} blocks decoded, {} invalidated", m.state_hash(), m.cache.decoded_blocks, m.cache.invalidated_blocks);
+    }
+    if let Some(path) = &args.stats_json {
+        let json = serde_json::to_string_pretty(&report).expect("reports serialise");
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("pvmlab: error: cannot write {}: {e}", path.display());
+            return status::BAD_INPUT;
+        }
     }
     end.exit_status()
-}
-
-fn print_stats(m: &Machine, secs: f64) {
-    let mips = m.instructions as f64 / secs.max(1e-9) / 1e6;
-    eprintln!(
-        "machine      {} ({} cores, {} nodes)",
-        m.desc.name,
-        m.cores.len(),
-        m.desc.nnodes()
-    );
-    eprintln!("instructions {}", m.instructions);
-    eprintln!("cycles       {}", m.cycles());
-    eprintln!("host time    {secs:.3} s ({mips:.1} MIPS)");
-    eprintln!(
-        "blocks       {} decoded, {} invalidated",
-        m.cache.decoded_blocks, m.cache.invalidated_blocks
-    );
-    eprintln!("state hash   {:016x}", m.state_hash());
-    eprintln!("core  socket  instructions      cycles  state");
-    for c in &m.cores {
-        eprintln!(
-            "{:>4}  {:>6}  {:>12}  {:>10}  {:?}",
-            c.index, c.socket, c.instret, c.cycles, c.state
-        );
-    }
 }

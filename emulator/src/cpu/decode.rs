@@ -17,6 +17,10 @@ const FAST_SLOTS: usize = 4096;
 
 struct Block {
     start: u64,
+    /// Physical address of `start` when decoded, and of the next page if the block spills
+    /// onto it: a lookup must find the same translation.
+    phys: u64,
+    phys_next: Option<u64>,
     ops: Box<[Op]>,
     /// Physical pages this block's bytes lie on.
     pages: Vec<u64>,
@@ -26,12 +30,15 @@ struct Block {
 pub struct CodeCache {
     blocks: Vec<Option<Block>>,
     free: Vec<u32>,
-    /// Start address → block. Looked up, never iterated.
-    map: HashMap<u64, u32>,
+    /// (linear, physical) start → block. Looked up, never iterated. Both halves matter: one
+    /// physical page mapped at two addresses decodes differently (RIP-relative operands and
+    /// branch targets are absolute), and one address maps different code in two address
+    /// spaces.
+    map: HashMap<(u64, u64), u32>,
     /// Page → blocks on it, for invalidation.
     by_page: BTreeMap<u64, Vec<u32>>,
-    /// Direct-mapped front of `map`.
-    fast: Box<[(u64, u32)]>,
+    /// Direct-mapped front of `map`: (linear, physical, block).
+    fast: Box<[(u64, u64, u32)]>,
     /// Scratch for the decoder: a block's worth of bytes plus one more instruction.
     bytes: Vec<u8>,
     pub decoded_blocks: u64,
@@ -51,7 +58,7 @@ impl CodeCache {
             free: Vec::new(),
             map: HashMap::new(),
             by_page: BTreeMap::new(),
-            fast: vec![(u64::MAX, 0); FAST_SLOTS].into_boxed_slice(),
+            fast: vec![(u64::MAX, u64::MAX, 0); FAST_SLOTS].into_boxed_slice(),
             bytes: vec![0; MAX_BLOCK * 15 + 15],
             decoded_blocks: 0,
             invalidated_blocks: 0,
@@ -76,20 +83,44 @@ impl CodeCache {
     #[inline]
     pub fn lookup_or_decode(&mut self, core: &mut Core, sys: &mut Sys) -> Result<u32, Fault> {
         let rip = core.rip;
+        // Translate through the soft TLB: a fetch needs the same rights as a read except NX,
+        // which the walk checks on a miss; a page filled by a read might be NX, so only trust
+        // the TLB for pages a fetch has translated (the block found proves that).
+        let phys = core.tlb.physical(rip);
         let s = Self::slot(rip);
-        if self.fast[s].0 == rip {
-            return Ok(self.fast[s].1);
+        if let Some(pa) = phys {
+            let (v, p, id) = self.fast[s];
+            if v == rip && p == pa && self.still_mapped(core, id) {
+                return Ok(id);
+            }
         }
-        let id = match self.map.get(&rip) {
-            Some(&id) => id,
-            None => self.decode(core, sys, rip)?,
+        let pa = match phys {
+            Some(pa) => pa,
+            None => core.fill_fetch(sys, rip)?,
         };
-        self.fast[s] = (rip, id);
+        let id = match self.map.get(&(rip, pa)) {
+            Some(&id) if self.still_mapped(core, id) => id,
+            _ => self.decode(core, sys, rip, pa)?,
+        };
+        self.fast[s] = (rip, pa, id);
         Ok(id)
     }
 
+    /// A block that spills onto a second page is valid only while that page still maps to
+    /// the same physical page.
+    #[inline(always)]
+    fn still_mapped(&self, core: &Core, id: u32) -> bool {
+        match &self.blocks[id as usize] {
+            Some(b) => match b.phys_next {
+                None => true,
+                Some(next) => core.tlb.physical((b.start | (PAGE_SIZE - 1)) + 1) == Some(next),
+            },
+            None => false,
+        }
+    }
+
     #[cold]
-    fn decode(&mut self, core: &mut Core, sys: &mut Sys, rip: u64) -> Result<u32, Fault> {
+    fn decode(&mut self, core: &mut Core, sys: &mut Sys, rip: u64, phys: u64) -> Result<u32, Fault> {
         let n = core.fetch(sys, rip, &mut self.bytes)?;
         let mut decoder = Decoder::with_ip(64, &self.bytes[..n], rip, DecoderOptions::NONE);
         let mut ops = Vec::new();
@@ -123,7 +154,7 @@ impl CodeCache {
                 || !supported
                 || ins.flow_control() != FlowControl::Next
                 || ops::ends_block(&ins);
-            ops.push(Op { exec, ins });
+            ops.push(Op { exec, cost: ops::base_cost(&ins), ins });
             if stop {
                 break;
             }
@@ -132,13 +163,19 @@ impl CodeCache {
             // Fewer bytes than one instruction were readable and none decoded.
             return Err(Fault::new(super::UD));
         }
-        let mut pages = Vec::new();
-        let mut a = rip & !(PAGE_SIZE - 1);
-        while a < end {
-            if let Some(p) = core.code_page(sys, a) {
-                pages.push(p);
+        let mut pages = vec![phys / PAGE_SIZE];
+        let mut phys_next = None;
+        let second = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
+        if end > second {
+            // The block's bytes continue on the next page (perhaps only the tail of its last
+            // instruction): it depends on that page too.
+            if let Some(p) = core.code_physical(sys, second) {
+                pages.push(p / PAGE_SIZE);
+                phys_next = Some(p & !(PAGE_SIZE - 1));
+                // Make sure the soft TLB holds the second page for `still_mapped` (the
+                // translation just succeeded, so this cannot fault).
+                let _ = core.fill_read(sys, second);
             }
-            a += PAGE_SIZE;
         }
         let id = match self.free.pop() {
             Some(id) => id,
@@ -153,10 +190,15 @@ impl CodeCache {
         }
         self.blocks[id as usize] = Some(Block {
             start: rip,
+            phys,
+            phys_next,
             ops: ops.into_boxed_slice(),
             pages,
         });
-        self.map.insert(rip, id);
+        if let Some(old) = self.map.insert((rip, phys), id) {
+            // A stale block for the same start (its second page remapped): forget it.
+            self.remove_block(old, None);
+        }
         self.decoded_blocks += 1;
         Ok(id)
     }
@@ -168,22 +210,30 @@ impl CodeCache {
         };
         sys.set_code_page(page, false);
         for id in ids {
-            let Some(block) = self.blocks[id as usize].take() else {
-                continue;
-            };
-            self.map.remove(&block.start);
-            let s = Self::slot(block.start);
-            if self.fast[s] == (block.start, id) {
-                self.fast[s] = (u64::MAX, 0);
+            if let Some(start) = self.blocks[id as usize].as_ref().map(|b| (b.start, b.phys)) {
+                self.map.remove(&start);
+                self.remove_block(id, Some(page));
             }
-            for p in block.pages.iter().filter(|&&p| p != page) {
-                if let Some(list) = self.by_page.get_mut(p) {
-                    list.retain(|&x| x != id);
-                }
-            }
-            self.free.push(id);
-            self.invalidated_blocks += 1;
         }
+    }
+
+    /// Forgets block `id` (already out of `map`): its fast slot, its registrations on pages
+    /// other than `skip`, and its storage.
+    fn remove_block(&mut self, id: u32, skip: Option<u64>) {
+        let Some(block) = self.blocks[id as usize].take() else {
+            return;
+        };
+        let s = Self::slot(block.start);
+        if self.fast[s].2 == id {
+            self.fast[s] = (u64::MAX, u64::MAX, 0);
+        }
+        for p in block.pages.iter().filter(|&&p| Some(p) != skip) {
+            if let Some(list) = self.by_page.get_mut(p) {
+                list.retain(|&x| x != id);
+            }
+        }
+        self.free.push(id);
+        self.invalidated_blocks += 1;
     }
 
     /// Drops everything (e.g. after a checkpoint restore).

@@ -9,11 +9,13 @@ pub mod decode;
 pub mod flags;
 pub mod operand;
 mod ops;
+pub mod paging;
 pub mod tlb;
 
 use crate::memory::{PAGE_SIZE, Ram};
 use decode::CodeCache;
 use iced_x86::Instruction;
+use paging::Access;
 use tlb::SoftTlb;
 
 pub use flags::*;
@@ -39,6 +41,7 @@ pub const GP: u8 = 13;
 pub const PAGE_FAULT: u8 = 14;
 pub const MF: u8 = 16;
 pub const ALIGN_CHECK: u8 = 17;
+pub const MACHINE_CHECK: u8 = 18;
 pub const XM: u8 = 19;
 
 impl Fault {
@@ -74,7 +77,7 @@ impl Fault {
             PAGE_FAULT => "#PF page fault",
             MF => "#MF x87 floating-point error",
             ALIGN_CHECK => "#AC alignment check",
-            18 => "#MC machine check",
+            MACHINE_CHECK => "#MC machine check (no RAM at that physical address)",
             XM => "#XM SIMD floating-point exception",
             _ => "exception",
         }
@@ -136,6 +139,12 @@ pub struct Core {
     pub efer: u64,
     pub gdtr: TableReg,
     pub idtr: TableReg,
+    /// Code and stack segment selectors; CS's low two bits are the CPL.
+    pub cs: u16,
+    pub ss: u16,
+    /// Task register: selector and the TSS base it loaded (RSP0–2, IST1–7).
+    pub tr: u16,
+    pub tss_base: u64,
     pub tsc_aux: u64,
     /// SYSCALL/SYSRET MSRs (STAR, LSTAR, CSTAR, FMASK).
     pub star: u64,
@@ -169,6 +178,8 @@ pub struct Sys {
     pub(crate) end_block: bool,
     pub io: crate::devices::Ports,
     pub cpuid: CpuidInfo,
+    /// The cache/memory/interconnect model; `None` in functional mode (fixed latencies).
+    pub timing: Option<Box<crate::timing::TimingModel>>,
 }
 
 /// What `cpuid` reports about the machine.
@@ -192,6 +203,7 @@ impl Sys {
             end_block: false,
             io,
             cpuid,
+            timing: None,
         }
     }
 
@@ -236,6 +248,10 @@ impl Core {
             efer: EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE,
             gdtr: TableReg::default(),
             idtr: TableReg::default(),
+            cs: 0x08,
+            ss: 0x10,
+            tr: 0,
+            tss_base: 0,
             tsc_aux: index as u64,
             star: 0,
             lstar: 0,
@@ -254,28 +270,10 @@ impl Core {
 
     // ---- memory -------------------------------------------------------------------------
 
-    /// Translates a linear address. Long mode with paging on; the loader identity-maps all RAM,
-    /// so a linear address is its physical address, and an address outside RAM is not present.
-    #[inline]
-    fn translate(&self, sys: &Sys, va: u64, write: bool, fetch: bool) -> Result<u64, Fault> {
-        // Non-canonical addresses raise #GP (SDM Vol. 3A §3.3.7.1).
-        if (((va as i64) << 16) >> 16) as u64 != va {
-            return Err(Fault::with_code(GP, 0));
-        }
-        if sys.ram.node_of(va).is_none() {
-            return Err(self.page_fault(va, write, fetch));
-        }
-        Ok(va)
-    }
-
-    fn page_fault(&self, _va: u64, write: bool, fetch: bool) -> Fault {
-        // Error code (SDM Vol. 3A §4.7): P=0 (not present), W/R, U/S=0 (CPL 0), I/D.
-        let code = (write as u32) << 1 | (fetch as u32) << 4;
-        Fault {
-            vector: PAGE_FAULT,
-            error_code: Some(code),
-            unimplemented: false,
-        }
+    /// The access rights an access of the current privilege level asks for.
+    #[inline(always)]
+    fn access(&self, write: bool, fetch: bool) -> Access {
+        Access { write, fetch, user: self.cpl() == 3 }
     }
 
     /// Raises `f`, recording CR2 for page faults.
@@ -289,26 +287,18 @@ impl Core {
 
     #[cold]
     fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        let pa = self
-            .translate(sys, va, false, false)
-            .map_err(|f| self.raise(f, va))?;
-        let host = sys
-            .ram
-            .host_page(pa, false)
-            .expect("translated addresses are RAM");
-        self.tlb.fill_read(va, host);
+        let acc = self.access(false, false);
+        let pa = self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
+        let host = sys.ram.host_page(pa, false).ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
+        self.tlb.fill_read(va, host, pa);
         Ok(host)
     }
 
     #[cold]
     fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        let pa = self
-            .translate(sys, va, true, false)
-            .map_err(|f| self.raise(f, va))?;
-        let host = sys
-            .ram
-            .host_page(pa, true)
-            .expect("translated addresses are RAM");
+        let acc = self.access(true, false);
+        let pa = self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
+        let host = sys.ram.host_page(pa, true).ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
         if sys.is_code_page(pa / PAGE_SIZE) {
             // Self-modifying code: never cache the translation, so every store to this page
             // comes here and invalidates the blocks decoded from it.
@@ -317,19 +307,38 @@ impl Core {
             }
             sys.end_block = true;
         } else {
-            self.tlb.fill_write(va, host);
+            self.tlb.fill_write(va, host, pa);
         }
         Ok(host)
+    }
+
+    /// Charges the timing model for an access of `len` bytes at `va` (within one page, already
+    /// translated), one call per cache line touched.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn timed(&mut self, sys: &mut Sys, va: u64, len: u64, write: bool) {
+        let Some(t) = sys.timing.as_deref_mut() else {
+            return;
+        };
+        // The page was just translated, so its entry is in the read half of the soft TLB
+        // (only a code page is left out of the write half).
+        let pa = self.tlb.physical(va).unwrap_or(va);
+        let mut line = pa & !63;
+        let end = pa + len;
+        while line < end {
+            let stall = t.access(self.index, self.cycles, line, write);
+            self.cycles += stall;
+            line += 64;
+        }
     }
 
     /// Checks that `len` bytes at `va` can be written, without writing (for instructions that
     /// must fault before changing any state).
     pub fn probe_write(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<()> {
-        self.translate(sys, va, true, false)
-            .map_err(|f| self.raise(f, va))?;
+        let acc = self.access(true, false);
+        self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
         let last = va.wrapping_add(len - 1);
-        self.translate(sys, last, true, false)
-            .map_err(|f| self.raise(f, last))?;
+        self.translate(sys, last, acc).map_err(|f| self.raise(f, last))?;
         Ok(())
     }
 
@@ -342,6 +351,9 @@ impl Core {
                 Some(h) => h,
                 None => self.fill_read(sys, va)?,
             };
+            if sys.timing.is_some() {
+                self.timed(sys, va, size_of::<T>() as u64, false);
+            }
             // SAFETY: `host` is the start of a mapped 4 KiB page (Ram::host_page), and
             // off + size_of::<T>() <= 4096; reads are unaligned-safe.
             return Ok(unsafe { std::ptr::read_unaligned(host.add(off) as *const T) });
@@ -369,6 +381,9 @@ impl Core {
                 Some(h) => h,
                 None => self.fill_write(sys, va)?,
             };
+            if sys.timing.is_some() {
+                self.timed(sys, va, size_of::<T>() as u64, true);
+            }
             // SAFETY: as in `load`, within one mapped page.
             unsafe { std::ptr::write_unaligned(host.add(off) as *mut T, v) };
             return Ok(());
@@ -391,18 +406,17 @@ impl Core {
     /// Reads instruction bytes for the decoder: as many as are readable up to `buf.len()`,
     /// stopping at the first byte that is not. Errors only if the first byte faults.
     pub(crate) fn fetch(&mut self, sys: &mut Sys, va: u64, buf: &mut [u8]) -> Result<usize, Fault> {
+        let acc = self.access(false, true);
         let mut n = 0;
         while n < buf.len() {
             let a = va.wrapping_add(n as u64);
-            match self.translate(sys, a, false, true) {
-                Ok(pa) => {
-                    let room = (PAGE_SIZE - (pa & (PAGE_SIZE - 1))) as usize;
-                    let take = room.min(buf.len() - n);
-                    sys.ram
-                        .read(pa, &mut buf[n..n + take])
-                        .expect("translated addresses are RAM");
-                    n += take;
-                }
+            let got = self.translate(sys, a, acc).and_then(|pa| {
+                let room = (PAGE_SIZE - (pa & (PAGE_SIZE - 1))) as usize;
+                let take = room.min(buf.len() - n);
+                sys.ram.read(pa, &mut buf[n..n + take]).map(|_| take).ok_or(Fault::new(MACHINE_CHECK))
+            });
+            match got {
+                Ok(take) => n += take,
                 Err(f) if n == 0 => {
                     if f.vector == PAGE_FAULT {
                         self.cr2 = a;
@@ -415,11 +429,26 @@ impl Core {
         Ok(n)
     }
 
-    /// Physical page of an instruction address (for the code cache).
-    pub(crate) fn code_page(&self, sys: &Sys, va: u64) -> Option<u64> {
-        self.translate(sys, va, false, true)
-            .ok()
-            .map(|pa| pa / PAGE_SIZE)
+    /// Translates `va` for an instruction fetch and caches it in the read half of the soft
+    /// TLB (a page that may be executed may be read: x86 has no execute-only pages), so that
+    /// the code cache finds the block's physical address without a walk next time.
+    #[cold]
+    pub(crate) fn fill_fetch(&mut self, sys: &mut Sys, va: u64) -> Result<u64, Fault> {
+        let acc = self.access(false, true);
+        let pa = self.translate(sys, va, acc).inspect_err(|f| {
+            if f.vector == PAGE_FAULT {
+                self.cr2 = va;
+            }
+        })?;
+        let host = sys.ram.host_page(pa, false).ok_or(Fault::new(MACHINE_CHECK))?;
+        self.tlb.fill_read(va, host, pa);
+        Ok(pa)
+    }
+
+    /// Physical address of an instruction byte (for the code cache).
+    pub(crate) fn code_physical(&mut self, sys: &mut Sys, va: u64) -> Option<u64> {
+        let acc = self.access(false, true);
+        self.translate(sys, va, acc).ok()
     }
 
     // ---- stack --------------------------------------------------------------------------
@@ -439,9 +468,17 @@ impl Core {
         Ok(v)
     }
 
-    /// Current privilege level (ring 0 until ring changes exist).
+    /// Current privilege level: the RPL of CS (SDM Vol. 3A §5.5).
+    #[inline(always)]
     pub fn cpl(&self) -> u8 {
-        0
+        (self.cs & 3) as u8
+    }
+
+    /// Loads CS and SS (privilege changes), switching the soft TLB to that level's entries.
+    pub fn set_segments(&mut self, cs: u16, ss: u16) {
+        self.cs = cs;
+        self.ss = ss;
+        self.tlb.set_user(cs & 3 == 3);
     }
 }
 
@@ -466,12 +503,18 @@ impl Scalar for u128 {}
 /// Runs one core until its block loop stops: a fault, `hlt`, an exit, or `budget` retired
 /// instructions. Returns the stop, if any.
 pub fn run(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64) -> Option<Stop> {
+    run_until(core, sys, cache, budget, u64::MAX)
+}
+
+/// [`run`], and the core also stops at a block boundary once its clock reaches
+/// `cycle_limit`, so that the schedule can interleave cores by simulated time.
+pub fn run_until(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64, cycle_limit: u64) -> Option<Stop> {
     if core.code_epoch != sys.code_epoch {
         core.tlb.flush_write();
         core.code_epoch = sys.code_epoch;
     }
     let target = core.instret + budget;
-    while core.instret < target {
+    while core.instret < target && core.cycles < cycle_limit {
         let block = match cache.lookup_or_decode(core, sys) {
             Ok(b) => b,
             Err(f) => return Some(Stop::Fault(f)),
@@ -487,11 +530,12 @@ pub fn run(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64) -
         for op in ops {
             core.rip = op.ins.next_ip();
             core.instret += 1;
-            core.cycles += 1;
+            core.cycles += op.cost as u64;
             if let Err(stop) = (op.exec)(core, sys, &op.ins) {
                 if let Stop::Fault(_) = stop {
                     core.rip = op.ins.ip();
                     core.instret -= 1;
+                    core.cycles -= op.cost as u64;
                 }
                 flush_written_code(core, sys, cache);
                 return Some(stop);
@@ -511,7 +555,7 @@ pub fn run(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64) -
 fn flush_written_code(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache) {
     for page in std::mem::take(&mut sys.written_code) {
         cache.invalidate_page(sys, page);
-        core.tlb.flush_page_write(page * PAGE_SIZE);
+        core.tlb.flush_physical_write(page * PAGE_SIZE);
     }
 }
 
@@ -519,6 +563,8 @@ fn flush_written_code(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache) {
 #[derive(Clone)]
 pub struct Op {
     pub exec: Handler,
+    /// Base latency in cycles (`ops::base_cost`); memory stalls come on top in timing mode.
+    pub cost: u32,
     pub ins: Instruction,
 }
 

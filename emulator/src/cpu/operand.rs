@@ -16,23 +16,52 @@ const BH: usize = Register::BH as usize;
 const AL: usize = Register::AL as usize;
 const XMM0: usize = Register::XMM0 as usize;
 
+/// `Core::gpr` index of each general register (any width), by iced `Register` number.
+static GPR_INDEX: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut r = 0;
+    while r < 256 {
+        t[r] = (if r >= R64 {
+            r - R64
+        } else if r >= R32 {
+            r - R32
+        } else if r >= R16 {
+            r - R16
+        } else if r >= AH && r <= BH {
+            r - AH
+        } else if r > BH {
+            r - 5
+        } else if r >= AL {
+            r - AL
+        } else {
+            0
+        } & 15) as u8;
+        r += 1;
+    }
+    t
+};
+
+/// How each register takes part in an address: `0..16` a 64-bit register, `16..32` a 32-bit
+/// one (0x67 prefix: the address wraps at 4 GiB), `ADDR_EIP` EIP-relative, `ADDR_NONE` none
+/// or RIP (whose displacement iced has already made absolute).
+static ADDR_REG: [u8; 256] = {
+    let mut t = [ADDR_NONE; 256];
+    let mut r = R32;
+    while r < R32 + 16 {
+        t[r] = (r - R32) as u8 | 16;
+        t[r + 16] = (r - R32) as u8;
+        r += 1;
+    }
+    t[Register::EIP as usize] = ADDR_EIP;
+    t
+};
+const ADDR_NONE: u8 = 0xFF;
+const ADDR_EIP: u8 = 0xFE;
+
 /// Index into `Core::gpr` of any general register.
 #[inline(always)]
 pub fn gpr_index(r: Register) -> usize {
-    let r = r as usize;
-    (if r >= R64 {
-        r - R64
-    } else if r >= R32 {
-        r - R32
-    } else if r >= R16 {
-        r - R16
-    } else if (AH..=BH).contains(&r) {
-        r - AH
-    } else if r > BH {
-        r - 5
-    } else {
-        r - AL
-    }) & 15
+    GPR_INDEX[r as usize] as usize
 }
 
 /// Index of an XMM register.
@@ -84,12 +113,6 @@ impl Core {
         }
     }
 
-    /// Reads any general register at its own width (for addresses).
-    #[inline(always)]
-    fn addr_reg(&self, r: Register) -> u64 {
-        self.gpr[gpr_index(r)]
-    }
-
     /// The effective (linear) address of the memory operand, FS/GS base included.
     /// RIP-relative displacements are already absolute in iced (`memory_displacement64`).
     #[inline(always)]
@@ -106,22 +129,16 @@ impl Core {
     #[inline(always)]
     pub fn offset(&self, ins: &Instruction) -> u64 {
         let mut a = ins.memory_displacement64();
-        let base = ins.memory_base();
-        let mut addr32 = false;
-        if base != Register::None && base != Register::RIP {
-            if base == Register::EIP {
-                addr32 = true;
-            } else {
-                a = a.wrapping_add(self.addr_reg(base));
-                addr32 = (base as usize) < R64;
-            }
+        let base = ADDR_REG[ins.memory_base() as usize];
+        let index = ADDR_REG[ins.memory_index() as usize];
+        if base < 32 {
+            a = a.wrapping_add(self.gpr[(base & 15) as usize]);
         }
-        let index = ins.memory_index();
-        if index != Register::None {
-            a = a.wrapping_add(self.addr_reg(index) << ins.memory_index_scale().trailing_zeros());
-            addr32 |= (index as usize) < R64;
+        if index < 32 {
+            a = a.wrapping_add(self.gpr[(index & 15) as usize] << ins.memory_index_scale().trailing_zeros());
         }
-        if addr32 {
+        // A 32-bit base or index (0x67 prefix) or EIP-relative addressing wraps at 4 GiB.
+        if (base >> 4 == 1) | (index >> 4 == 1) | (base == ADDR_EIP) {
             a &= 0xFFFF_FFFF;
         }
         a

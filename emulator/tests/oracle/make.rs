@@ -425,8 +425,10 @@ impl Default for MemRules {
 pub fn memory_operand(rng: &mut Rng, regs: &mut Regs, a: u64, rules: MemRules) -> MemoryOperand {
     let mode = rng.below(100);
     if rules.allow_rip && mode < 6 {
+        // RIP-relative; with 0x67 EIP-relative (the code lies below 4 GiB).
+        let eip = rules.allow_addr32 && rng.pct(25);
         return MemoryOperand::new(
-            Register::RIP,
+            if eip { Register::EIP } else { Register::RIP },
             Register::None,
             1,
             a as i64,

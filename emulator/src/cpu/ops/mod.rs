@@ -58,6 +58,48 @@ pub fn ends_block(ins: &Instruction) -> bool {
         && matches!(ins.code(), Code::Mov_cr_r64 | Code::Mov_dr_r64))
 }
 
+/// Base latency of an instruction in core cycles, by class: what it costs with every memory
+/// access an L1 hit. Figures are rounded Skylake-SP latencies from Agner Fog's instruction
+/// tables ("Instruction tables", 2022) and the Intel Optimization Reference Manual; the
+/// interpreter is in-order, so these are latencies, not reciprocal throughputs.
+pub fn base_cost(ins: &Instruction) -> u32 {
+    use Mnemonic as M;
+    let wide = ins.op_count() > 0
+        && ins.op0_kind() == iced_x86::OpKind::Register
+        && ins.op0_register().size() == 8;
+    match ins.mnemonic() {
+        M::Imul | M::Mul | M::Pmullw | M::Pmulhw | M::Pmulhuw | M::Pmuludq | M::Pmaddwd | M::Psadbw => 3,
+        M::Div | M::Idiv => {
+            if wide || ins.memory_size().size() == 8 { 40 } else { 26 }
+        }
+        M::Addss | M::Addsd | M::Addps | M::Addpd | M::Subss | M::Subsd | M::Subps | M::Subpd => 4,
+        M::Mulss | M::Mulsd | M::Mulps | M::Mulpd | M::Minss | M::Minsd | M::Maxss | M::Maxsd => 4,
+        M::Minps | M::Minpd | M::Maxps | M::Maxpd | M::Cmpss | M::Cmpsd | M::Cmpps | M::Cmppd => 4,
+        M::Divss | M::Divps => 11,
+        M::Divsd | M::Divpd => 14,
+        M::Sqrtss | M::Sqrtps => 12,
+        M::Sqrtsd | M::Sqrtpd => 18,
+        M::Cvtsi2ss | M::Cvtsi2sd | M::Cvtss2si | M::Cvtsd2si | M::Cvttss2si | M::Cvttsd2si => 6,
+        M::Cvtss2sd | M::Cvtsd2ss | M::Cvtps2pd | M::Cvtpd2ps | M::Cvtdq2ps | M::Cvtps2dq => 5,
+        M::Cvttps2dq | M::Cvtdq2pd | M::Cvtpd2dq | M::Cvttpd2dq => 5,
+        M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd => 3,
+        M::Cpuid => 100,
+        M::Rdtsc | M::Rdtscp => 20,
+        M::Rdmsr | M::Wrmsr => 100,
+        M::Mfence | M::Lfence | M::Sfence => 30,
+        M::Pause => 40,
+        // Locked read-modify-write (xchg with memory is implicitly locked).
+        M::Xchg | M::Cmpxchg | M::Cmpxchg8b | M::Xadd
+            if (0..ins.op_count()).any(|n| ins.op_kind(n) == iced_x86::OpKind::Memory) =>
+        {
+            18
+        }
+        M::In | M::Out => 100,
+        _ if ins.has_lock_prefix() => 18,
+        _ => 1,
+    }
+}
+
 /// An invalid encoding (SDM Vol. 2 §2: reserved opcodes raise #UD).
 pub fn invalid(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     Err(Stop::Fault(Fault::new(UD)))

@@ -20,6 +20,7 @@
 //! - SHLD/SHRD at 16 bits with a count of 17..31 (undefined result and flags): the 48-bit
 //!   `dest:src:src` shifted left (SHLD) or `src:src:dest` shifted right (SHRD), CF = 0, OF = 0
 //!   for SHLD and the usual `MSB(r) ^ MSB-1(r)` for SHRD. (Intel P6+ shifts `dest:src:dest`.)
+//!   SHLD at 16 bits by exactly 16 gives OF = CF.
 
 use super::alu::{op_bits, sel};
 use crate::cpu::flags::{AF, CF, OF, STATUS, mask, sext, szp};
@@ -139,7 +140,13 @@ fn calc<const OP: u8, const BITS: u32>(
                 } else {
                     (((a << c) | (b >> (BITS - c))) & m, bit(a, BITS - c))
                 };
-                (r, cf, bit(r, sb) ^ cf, true)
+                // Count 16 at 16 bits (OF undefined): the AMD host gives OF = CF.
+                let of = if BITS == 16 && c == 16 {
+                    cf
+                } else {
+                    bit(r, sb) ^ cf
+                };
+                (r, cf, of, true)
             }
         }
         _ => {

@@ -14,10 +14,11 @@
 //!   chunk as one retired instruction and re-executes it. This bounds the host time of one
 //!   "instruction" and lets the scheduler and interrupts in between.
 //! - `rep movs`/`rep stos` with 64-bit addresses copy or fill page by page through the
-//!   per-core host translation (the same soft TLB `load`/`store` use, so faults, RAM
-//!   write tracking and self-modifying-code detection are unchanged). Overlapping operands
-//!   keep the element-by-element semantics (e.g. `rep movsb` with RDI = RSI + 1 replicates
-//!   the first byte).
+//!   per-core host translation (the same soft TLB `load`/`store` use, so faults, RAM write
+//!   tracking and self-modifying-code detection are unchanged); in timing mode each chunk
+//!   charges the cache hierarchy for the lines it reads and writes (`Core::timed`).
+//!   Overlapping operands keep the element-by-element semantics (e.g. `rep movsb` with
+//!   RDI = RSI + 1 replicates the first byte).
 
 use super::alu::sel;
 use crate::cpu::flags::{DF, ZF, mask, sub_flags};
@@ -249,6 +250,13 @@ fn bulk<const OP: u8, const BITS: u32>(
                 _ => (0..n as usize).for_each(|i| (dp.add(i * 8) as *mut u64).write_unaligned(v)),
             }
         }
+    }
+    if sys.timing.is_some() {
+        // The bulk copy bypasses `load`/`store`; charge its cache lines the same way.
+        if OP == MOVS {
+            core.timed(sys, lo_s, bytes, false);
+        }
+        core.timed(sys, lo_d, bytes, true);
     }
     if back {
         st.si = st.si.wrapping_sub(bytes);

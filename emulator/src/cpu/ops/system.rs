@@ -247,6 +247,11 @@ fn mov_to_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
         }
         Register::CR2 => c.cr2 = v,
         Register::CR3 => {
+            // Page tables at physical 0 would be outside RAM on every machine; pvmlab keeps
+            // CR3 = 0 to mean a bare core without tables (paging.rs), so refuse it.
+            if v & 0x000F_FFFF_FFFF_F000 == 0 {
+                return Err(gp0());
+            }
             c.cr3 = v & 0x000F_FFFF_FFFF_F000;
             c.tlb.flush();
         }
