@@ -147,23 +147,42 @@ impl Machine {
     /// Samples every epoch that simulated time has passed: time is the slowest running core's
     /// clock (all others are at most a quantum ahead), or the furthest clock once all stopped.
     fn sample_epochs(&mut self, finished: bool) {
-        let running = self.cores.iter().filter(|c| c.state == RunState::Running).map(|c| c.cycles).min();
+        let running = self
+            .cores
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .map(|c| c.cycles)
+            .min();
         let now = match running {
             Some(t) if !finished => t,
             _ => self.cycles(),
         };
         let per = self.cycles_per_epoch();
-        while (self.samples.next_epoch + 1) * per <= now || (finished && self.samples.next_epoch * per < now) {
+        while (self.samples.next_epoch + 1) * per <= now
+            || (finished && self.samples.next_epoch * per < now)
+        {
             let end = ((self.samples.next_epoch + 1) * per).min(now);
-            let t = self.sys.timing.as_ref().map(|t| t.stats()).unwrap_or_default();
+            let t = self
+                .sys
+                .timing
+                .as_ref()
+                .map(|t| t.stats())
+                .unwrap_or_default();
             let depths = match &self.sys.timing {
-                Some(tm) => (0..self.desc.nnodes()).map(|n| tm.queue_depth(n, end)).collect(),
+                Some(tm) => (0..self.desc.nnodes())
+                    .map(|n| tm.queue_depth(n, end))
+                    .collect(),
                 None => vec![0; self.desc.nnodes() as usize],
             };
             let instr: Vec<u64> = self.cores.iter().map(|c| c.instret).collect();
-            let busy = self.cores.iter().map(|c| c.state == RunState::Running).collect();
+            let busy = self
+                .cores
+                .iter()
+                .map(|c| c.state == RunState::Running)
+                .collect();
             let end_ns = (end as f64 * self.ns_per_cycle()) as u64;
-            self.samples.push(end_ns, self.instructions, instr, busy, &t, depths);
+            self.samples
+                .push(end_ns, self.instructions, instr, busy, &t, depths);
             if finished && end == now {
                 break;
             }
@@ -173,7 +192,12 @@ impl Machine {
     /// The run summary so far; `host_seconds` is the host time it took (for MIPS only).
     pub fn report(&self, host_seconds: f64) -> Report {
         let cycles = self.cycles();
-        let t = self.sys.timing.as_ref().map(|t| t.stats()).unwrap_or_default();
+        let t = self
+            .sys
+            .timing
+            .as_ref()
+            .map(|t| t.stats())
+            .unwrap_or_default();
         let npc = self.ns_per_cycle();
         let cores = self
             .cores
@@ -203,11 +227,20 @@ impl Machine {
             simulated_ns: (cycles as f64 * npc) as u64,
             host_seconds,
             mips: self.instructions as f64 / host_seconds.max(1e-9) / 1e6,
-            nodes: t.nodes.iter().map(|n| stats::node_report(n, cycles, npc)).collect(),
+            nodes: t
+                .nodes
+                .iter()
+                .map(|n| stats::node_report(n, cycles, npc))
+                .collect(),
             links: t
                 .links
                 .iter()
-                .map(|l| LinkReport { from: l.from, to: l.to, bytes: l.bytes, utilization: ratio(l.busy_cycles, cycles) })
+                .map(|l| LinkReport {
+                    from: l.from,
+                    to: l.to,
+                    bytes: l.bytes,
+                    utilization: ratio(l.busy_cycles, cycles),
+                })
                 .collect(),
             cores,
         }
@@ -242,49 +275,77 @@ impl Machine {
         self.cores.iter().map(|c| c.cycles).max().unwrap_or(0)
     }
 
-    /// Runs until the run ends or `budget` more instructions have retired (all cores
-    /// together); `limit` is the run's total instruction limit. Returns the end, if reached.
+    /// Runs until the run ends or at least `budget` more instructions have retired (all
+    /// cores together; the quantum under way is finished, so that how a run is cut into calls
+    /// never changes the schedule); `limit` is the run's exact total instruction limit.
+    /// Returns the end, if reached.
     pub fn run_for(&mut self, budget: u64, limit: Option<u64>) -> Option<RunEnd> {
+        let stop_at = self.instructions.saturating_add(budget);
+        while self.instructions < stop_at {
+            if let Some(end) = self.step(limit) {
+                return Some(end);
+            }
+        }
+        self.end.clone()
+    }
+
+    /// Runs until at least one more epoch sample is in [`samples`](Self::samples), or the run
+    /// ends (front ends that follow a run epoch by epoch: `pvmlab tui`); the same schedule as
+    /// [`run_for`](Self::run_for).
+    pub fn run_epoch(&mut self, limit: Option<u64>) -> Option<RunEnd> {
+        let epoch = self.samples.next_epoch;
+        while self.samples.next_epoch == epoch {
+            if let Some(end) = self.step(limit) {
+                return Some(end);
+            }
+        }
+        self.end.clone()
+    }
+
+    /// One quantum of the schedule: the running core with the smallest clock runs for up to
+    /// `QUANTUM` instructions or `QUANTUM_CYCLES` cycles (fewer only to stop exactly at
+    /// `limit`).
+    fn step(&mut self, limit: Option<u64>) -> Option<RunEnd> {
         if self.end.is_some() {
             return self.end.clone();
         }
-        let stop_at = self.instructions.saturating_add(budget);
-        loop {
-            if let Some(l) = limit
-                && self.instructions >= l
-            {
-                return self.finish(RunEnd::InstructionLimit);
+        if let Some(l) = limit
+            && self.instructions >= l
+        {
+            return self.finish(RunEnd::InstructionLimit);
+        }
+        let Some(i) = self.next_core() else {
+            return self.finish(RunEnd::AllHalted);
+        };
+        let quantum = limit.map_or(QUANTUM, |l| QUANTUM.min(l - self.instructions));
+        let core = &mut self.cores[i];
+        let before = core.instret;
+        let cycle_limit = core.cycles + QUANTUM_CYCLES;
+        let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
+        self.instructions += core.instret - before;
+        if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
+            self.sample_epochs(false);
+        }
+        match stop {
+            None | Some(Stop::Halt) => None,
+            Some(Stop::Exit(v)) => self.finish(RunEnd::Exit(v)),
+            Some(Stop::Fault(f)) => {
+                let report = self.fault_report(i, f, "unhandled");
+                let rip = self.cores[i].rip;
+                self.finish(RunEnd::Fault {
+                    vector: f.vector,
+                    rip,
+                    report,
+                })
             }
-            if self.instructions >= stop_at {
-                return None;
-            }
-            let Some(i) = self.next_core() else {
-                return self.finish(RunEnd::AllHalted);
-            };
-            let mut quantum = QUANTUM.min(stop_at - self.instructions);
-            if let Some(l) = limit {
-                quantum = quantum.min(l - self.instructions);
-            }
-            let core = &mut self.cores[i];
-            let before = core.instret;
-            let cycle_limit = core.cycles + QUANTUM_CYCLES;
-            let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
-            self.instructions += core.instret - before;
-            if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
-                self.sample_epochs(false);
-            }
-            match stop {
-                None | Some(Stop::Halt) => {}
-                Some(Stop::Exit(v)) => return self.finish(RunEnd::Exit(v)),
-                Some(Stop::Fault(f)) => {
-                    let report = self.fault_report(i, f);
-                    let rip = self.cores[i].rip;
-                    return self.finish(RunEnd::Fault {
-                        vector: f.vector,
-                        rip,
-                        report,
-                    });
-                }
+            Some(Stop::Shutdown(f)) => {
+                let report = self.fault_report(i, f, "triple fault: could not deliver");
+                let rip = self.cores[i].rip;
+                self.finish(RunEnd::Fault {
+                    vector: f.vector,
+                    rip,
+                    report,
+                })
             }
         }
     }
@@ -330,7 +391,7 @@ impl Machine {
         format!("{text}   [{}]", hex.join(" "))
     }
 
-    fn fault_report(&mut self, i: usize, f: cpu::Fault) -> String {
+    fn fault_report(&mut self, i: usize, f: cpu::Fault, what: &str) -> String {
         let rip = self.cores[i].rip;
         let dis = self.disassemble_at(i, rip);
         let c = &self.cores[i];
@@ -341,7 +402,7 @@ impl Machine {
                 .error_code
                 .map(|e| format!(" error code {e:#x}"))
                 .unwrap_or_default();
-            format!("unhandled {}{code} at `{dis}`", f.name())
+            format!("{what} {}{code} at `{dis}`", f.name())
         };
         let mut r = format!("core {i}: {what}\n  rip {rip:#018x}");
         if f.vector == cpu::PAGE_FAULT {
@@ -391,51 +452,5 @@ impl Machine {
             h.update(page);
         });
         h.digest()
-    }
-}
-
-impl Machine {
-    /// Runs until at least one more epoch sample is in [`samples`](Self::samples), or the run
-    /// ends (front ends that follow a run epoch by epoch: `pvmlab tui`). Unlike
-    /// [`run_for`](Self::run_for) it never shortens a quantum, so stopping here and going on
-    /// gives the same schedule, and the same results, as one `run_for(u64::MAX, limit)`.
-    pub fn run_epoch(&mut self, limit: Option<u64>) -> Option<RunEnd> {
-        let epoch = self.samples.next_epoch;
-        while self.samples.next_epoch == epoch {
-            if self.end.is_some() {
-                return self.end.clone();
-            }
-            if let Some(l) = limit
-                && self.instructions >= l
-            {
-                return self.finish(RunEnd::InstructionLimit);
-            }
-            let Some(i) = self.next_core() else {
-                return self.finish(RunEnd::AllHalted);
-            };
-            let quantum = limit.map_or(QUANTUM, |l| QUANTUM.min(l - self.instructions));
-            let core = &mut self.cores[i];
-            let before = core.instret;
-            let cycle_limit = core.cycles + QUANTUM_CYCLES;
-            let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
-            self.instructions += core.instret - before;
-            if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
-                self.sample_epochs(false);
-            }
-            match stop {
-                None | Some(Stop::Halt) => {}
-                Some(Stop::Exit(v)) => return self.finish(RunEnd::Exit(v)),
-                Some(Stop::Fault(f)) => {
-                    let report = self.fault_report(i, f);
-                    let rip = self.cores[i].rip;
-                    return self.finish(RunEnd::Fault {
-                        vector: f.vector,
-                        rip,
-                        report,
-                    });
-                }
-            }
-        }
-        None
     }
 }

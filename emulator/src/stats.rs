@@ -110,7 +110,15 @@ pub struct StatsRing {
 
 impl StatsRing {
     /// Records the epoch ending at `end_ns` from cumulative counters.
-    pub fn push(&mut self, end_ns: u64, instructions: u64, core_instr: Vec<u64>, core_busy: Vec<bool>, t: &TimingStats, depths: Vec<u32>) {
+    pub fn push(
+        &mut self,
+        end_ns: u64,
+        instructions: u64,
+        core_instr: Vec<u64>,
+        core_busy: Vec<bool>,
+        t: &TimingStats,
+        depths: Vec<u32>,
+    ) {
         let (pi, pc, pt) = match &self.last {
             Some((i, c, t)) => (*i, c.clone(), t.clone()),
             None => (0, vec![0; core_instr.len()], TimingStats::default()),
@@ -130,10 +138,26 @@ impl StatsRing {
                         .sum()
                 };
                 NodeSample {
-                    local_read_bytes: from(&ns.read_bytes_from, prev.map(|p| &p.read_bytes_from), true),
-                    remote_read_bytes: from(&ns.read_bytes_from, prev.map(|p| &p.read_bytes_from), false),
-                    local_write_bytes: from(&ns.write_bytes_from, prev.map(|p| &p.write_bytes_from), true),
-                    remote_write_bytes: from(&ns.write_bytes_from, prev.map(|p| &p.write_bytes_from), false),
+                    local_read_bytes: from(
+                        &ns.read_bytes_from,
+                        prev.map(|p| &p.read_bytes_from),
+                        true,
+                    ),
+                    remote_read_bytes: from(
+                        &ns.read_bytes_from,
+                        prev.map(|p| &p.read_bytes_from),
+                        false,
+                    ),
+                    local_write_bytes: from(
+                        &ns.write_bytes_from,
+                        prev.map(|p| &p.write_bytes_from),
+                        true,
+                    ),
+                    remote_write_bytes: from(
+                        &ns.write_bytes_from,
+                        prev.map(|p| &p.write_bytes_from),
+                        false,
+                    ),
                     dma_bytes: d(|x| x.dma_read_bytes + x.dma_write_bytes),
                     queue_depth: depths.get(n).copied().unwrap_or(0),
                 }
@@ -164,9 +188,19 @@ impl StatsRing {
 }
 
 /// Builds a node's report from the model's counters; `sockets` is the number of sockets.
-pub fn node_report(n: &crate::timing::NodeStats, elapsed_cycles: u64, ns_per_cycle: f64) -> NodeReport {
+pub fn node_report(
+    n: &crate::timing::NodeStats,
+    elapsed_cycles: u64,
+    ns_per_cycle: f64,
+) -> NodeReport {
     let node = n.node as usize;
-    let remote = |v: &Vec<u64>| v.iter().enumerate().filter(|(s, _)| *s != node).map(|(_, b)| b).sum();
+    let remote = |v: &Vec<u64>| {
+        v.iter()
+            .enumerate()
+            .filter(|(s, _)| *s != node)
+            .map(|(_, b)| b)
+            .sum()
+    };
     NodeReport {
         node: n.node,
         read_bytes: n.read_bytes,
@@ -179,7 +213,11 @@ pub fn node_report(n: &crate::timing::NodeStats, elapsed_cycles: u64, ns_per_cyc
         read_bytes_from: n.read_bytes_from.clone(),
         write_bytes_from: n.write_bytes_from.clone(),
         requests: n.requests,
-        mean_queue_ns: if n.requests == 0 { 0.0 } else { n.queue_cycles as f64 / n.requests as f64 * ns_per_cycle },
+        mean_queue_ns: if n.requests == 0 {
+            0.0
+        } else {
+            n.queue_cycles as f64 / n.requests as f64 * ns_per_cycle
+        },
         utilization: ratio(n.busy_cycles, elapsed_cycles),
     }
 }
@@ -194,30 +232,67 @@ impl Report {
         use std::fmt::Write;
         let mut s = String::new();
         let mode = if self.timing { "timing" } else { "functional" };
-        let _ = writeln!(s, "machine {} ({mode}), {} instructions, {} cycles = {:.3} ms simulated", self.machine, self.instructions, self.cycles, self.simulated_ns as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "machine {} ({mode}), {} instructions, {} cycles = {:.3} ms simulated",
+            self.machine,
+            self.instructions,
+            self.cycles,
+            self.simulated_ns as f64 / 1e6
+        );
         let _ = writeln!(s, "host {:.3} s, {:.1} MIPS", self.host_seconds, self.mips);
         if self.timing {
-            let _ = writeln!(s, "node      read B     write B  remote rd B  remote wr B      DMA B   requests  queue ns  util");
+            let _ = writeln!(
+                s,
+                "node      read B     write B  remote rd B  remote wr B      DMA B   requests  queue ns  util"
+            );
             for n in &self.nodes {
                 let _ = writeln!(
                     s,
                     "{:>4} {:>11} {:>11} {:>12} {:>12} {:>10} {:>10} {:>9.1} {:>5.1}%",
-                    n.node, n.read_bytes, n.write_bytes, n.remote_read_bytes, n.remote_write_bytes, n.dma_bytes, n.requests, n.mean_queue_ns, n.utilization * 100.0
+                    n.node,
+                    n.read_bytes,
+                    n.write_bytes,
+                    n.remote_read_bytes,
+                    n.remote_write_bytes,
+                    n.dma_bytes,
+                    n.requests,
+                    n.mean_queue_ns,
+                    n.utilization * 100.0
                 );
             }
             if !self.links.is_empty() {
                 let _ = writeln!(s, "link          bytes   util");
                 for l in &self.links {
-                    let _ = writeln!(s, "{:>2} -> {:<2} {:>10} {:>5.1}%", l.from, l.to, l.bytes, l.utilization * 100.0);
+                    let _ = writeln!(
+                        s,
+                        "{:>2} -> {:<2} {:>10} {:>5.1}%",
+                        l.from,
+                        l.to,
+                        l.bytes,
+                        l.utilization * 100.0
+                    );
                 }
             }
         }
-        let _ = writeln!(s, "core socket  instructions   busy cyc  halted cyc   L1 hit   L2 hit  LLC hit  remote acc   stall cyc");
+        let _ = writeln!(
+            s,
+            "core socket  instructions   busy cyc  halted cyc   L1 hit   L2 hit  LLC hit  remote acc   stall cyc"
+        );
         for c in &self.cores {
             let _ = writeln!(
                 s,
                 "{:>4} {:>6} {:>13} {:>10} {:>11} {:>7.1}% {:>7.1}% {:>7.1}% {:>11} {:>11}",
-                c.core, c.socket, c.instructions, c.busy_cycles, c.halted_cycles, c.l1_hit_rate * 100.0, c.l2_hit_rate * 100.0, c.llc_hit_rate * 100.0, c.remote_accesses, c.stall_cycles
+                c.core,
+                c.socket,
+                c.instructions,
+                c.busy_cycles,
+                c.halted_cycles,
+                c.l1_hit_rate * 100.0,
+                c.l2_hit_rate * 100.0,
+                c.llc_hit_rate * 100.0,
+                c.remote_accesses,
+                c.stall_cycles
             );
         }
         s

@@ -164,5 +164,100 @@ fn a_user_machine_file_works() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("machine mine") && err.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).count() >= 8, "{err}");
+    assert!(
+        err.contains("machine mine")
+            && err
+                .lines()
+                .filter(|l| l.trim_start().starts_with(char::is_numeric))
+                .count()
+                >= 8,
+        "{err}"
+    );
+}
+
+#[test]
+fn stats_json_has_the_documented_keys() {
+    let p = scratch("stats.json");
+    let o = pvmlab(&[
+        "exec",
+        "--machine",
+        "2s",
+        "--stats-json",
+        p.to_str().unwrap(),
+        &image("smp"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    for key in [
+        "instructions",
+        "cycles",
+        "simulated_ns",
+        "host_seconds",
+        "mips",
+        "nodes",
+        "links",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        for key in [
+            "node",
+            "read_bytes",
+            "write_bytes",
+            "remote_read_bytes",
+            "remote_write_bytes",
+            "dma_bytes",
+        ] {
+            assert!(
+                n.get(key).is_some_and(|x| x.is_u64()),
+                "node missing {key}: {n}"
+            );
+        }
+    }
+    // smp's cores on socket 1 share counters homed on node 0: remote traffic must show.
+    let remote: u64 = nodes
+        .iter()
+        .map(|n| n["remote_read_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(remote > 0, "{v}");
+    let links = v["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "one link, both directions");
+    for l in links {
+        for key in ["from", "to", "bytes"] {
+            assert!(
+                l.get(key).is_some_and(|x| x.is_u64()),
+                "link missing {key}: {l}"
+            );
+        }
+    }
+    assert!(links.iter().any(|l| l["bytes"].as_u64().unwrap() > 0));
+}
+
+#[test]
+fn timing_off_gives_the_same_console_and_instruction_count() {
+    // A single-core image: its instruction count cannot depend on how cores interleave.
+    let sort = image("sort");
+    let on = pvmlab(&["exec", "--bsp-only", "--stats", &sort]);
+    let off = pvmlab(&["exec", "--bsp-only", "--stats", "--timing", "off", &sort]);
+    assert_eq!(on.status.code(), Some(0));
+    assert_eq!(on.stdout, off.stdout);
+    let count = |o: &Output| {
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("machine "))
+            .unwrap()
+            .to_string();
+        first.split(", ").nth(1).unwrap().to_string()
+    };
+    assert_eq!(count(&on), count(&off), "same instructions retired");
+    assert!(String::from_utf8_lossy(&on.stderr).contains("(timing)"));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("(functional)"));
 }

@@ -120,7 +120,13 @@ impl CodeCache {
     }
 
     #[cold]
-    fn decode(&mut self, core: &mut Core, sys: &mut Sys, rip: u64, phys: u64) -> Result<u32, Fault> {
+    fn decode(
+        &mut self,
+        core: &mut Core,
+        sys: &mut Sys,
+        rip: u64,
+        phys: u64,
+    ) -> Result<u32, Fault> {
         let n = core.fetch(sys, rip, &mut self.bytes)?;
         let mut decoder = Decoder::with_ip(64, &self.bytes[..n], rip, DecoderOptions::NONE);
         let mut ops = Vec::new();
@@ -154,7 +160,12 @@ impl CodeCache {
                 || !supported
                 || ins.flow_control() != FlowControl::Next
                 || ops::ends_block(&ins);
-            ops.push(Op { exec, cost: ops::base_cost(&ins), ins });
+            ops.push(Op {
+                exec,
+                cost: ops::base_cost(&ins),
+                drain: ops::drains_stores(&ins),
+                ins,
+            });
             if stop {
                 break;
             }

@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod flags;
+pub mod interrupt;
 pub mod operand;
 mod ops;
 pub mod paging;
@@ -87,8 +88,11 @@ impl Fault {
 /// Why an instruction stopped the core's block loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// An exception; the instruction did not retire and `rip` points at it.
+    /// An exception; the instruction did not retire and `rip` points at it. Returned by the
+    /// block loop only when no IDT is installed (the run ends with a report).
     Fault(Fault),
+    /// A triple fault: the exception and #DF could not be delivered (real machines reset).
+    Shutdown(Fault),
     /// `hlt`: the core waits (or stops for good with interrupts off).
     Halt,
     /// `out 0xF4`: the run ends with this value.
@@ -142,9 +146,17 @@ pub struct Core {
     /// Code and stack segment selectors; CS's low two bits are the CPL.
     pub cs: u16,
     pub ss: u16,
+    /// Data segment selectors: loaded and stored, without effect on addressing in 64-bit
+    /// mode (FS/GS bases come from the MSRs).
+    pub ds: u16,
+    pub es: u16,
+    pub fs: u16,
+    pub gs: u16,
     /// Task register: selector and the TSS base it loaded (RSP0–2, IST1–7).
     pub tr: u16,
     pub tss_base: u64,
+    /// Interrupts are held off until the instruction after `sti` / a load of SS has run.
+    pub shadow: bool,
     pub tsc_aux: u64,
     /// SYSCALL/SYSRET MSRs (STAR, LSTAR, CSTAR, FMASK).
     pub star: u64,
@@ -250,8 +262,13 @@ impl Core {
             idtr: TableReg::default(),
             cs: 0x08,
             ss: 0x10,
+            ds: 0x10,
+            es: 0x10,
+            fs: 0x10,
+            gs: 0x10,
             tr: 0,
             tss_base: 0,
+            shadow: false,
             tsc_aux: index as u64,
             star: 0,
             lstar: 0,
@@ -273,7 +290,11 @@ impl Core {
     /// The access rights an access of the current privilege level asks for.
     #[inline(always)]
     fn access(&self, write: bool, fetch: bool) -> Access {
-        Access { write, fetch, user: self.cpl() == 3 }
+        Access {
+            write,
+            fetch,
+            user: self.cpl() == 3,
+        }
     }
 
     /// Raises `f`, recording CR2 for page faults.
@@ -288,8 +309,13 @@ impl Core {
     #[cold]
     fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
         let acc = self.access(false, false);
-        let pa = self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
-        let host = sys.ram.host_page(pa, false).ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
+        let pa = self
+            .translate(sys, va, acc)
+            .map_err(|f| self.raise(f, va))?;
+        let host = sys
+            .ram
+            .host_page(pa, false)
+            .ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
         self.tlb.fill_read(va, host, pa);
         Ok(host)
     }
@@ -297,8 +323,13 @@ impl Core {
     #[cold]
     fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
         let acc = self.access(true, false);
-        let pa = self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
-        let host = sys.ram.host_page(pa, true).ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
+        let pa = self
+            .translate(sys, va, acc)
+            .map_err(|f| self.raise(f, va))?;
+        let host = sys
+            .ram
+            .host_page(pa, true)
+            .ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
         if sys.is_code_page(pa / PAGE_SIZE) {
             // Self-modifying code: never cache the translation, so every store to this page
             // comes here and invalidates the blocks decoded from it.
@@ -336,9 +367,11 @@ impl Core {
     /// must fault before changing any state).
     pub fn probe_write(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<()> {
         let acc = self.access(true, false);
-        self.translate(sys, va, acc).map_err(|f| self.raise(f, va))?;
+        self.translate(sys, va, acc)
+            .map_err(|f| self.raise(f, va))?;
         let last = va.wrapping_add(len - 1);
-        self.translate(sys, last, acc).map_err(|f| self.raise(f, last))?;
+        self.translate(sys, last, acc)
+            .map_err(|f| self.raise(f, last))?;
         Ok(())
     }
 
@@ -413,7 +446,10 @@ impl Core {
             let got = self.translate(sys, a, acc).and_then(|pa| {
                 let room = (PAGE_SIZE - (pa & (PAGE_SIZE - 1))) as usize;
                 let take = room.min(buf.len() - n);
-                sys.ram.read(pa, &mut buf[n..n + take]).map(|_| take).ok_or(Fault::new(MACHINE_CHECK))
+                sys.ram
+                    .read(pa, &mut buf[n..n + take])
+                    .map(|_| take)
+                    .ok_or(Fault::new(MACHINE_CHECK))
             });
             match got {
                 Ok(take) => n += take,
@@ -440,7 +476,10 @@ impl Core {
                 self.cr2 = va;
             }
         })?;
-        let host = sys.ram.host_page(pa, false).ok_or(Fault::new(MACHINE_CHECK))?;
+        let host = sys
+            .ram
+            .host_page(pa, false)
+            .ok_or(Fault::new(MACHINE_CHECK))?;
         self.tlb.fill_read(va, host, pa);
         Ok(pa)
     }
@@ -508,7 +547,13 @@ pub fn run(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64) -
 
 /// [`run`], and the core also stops at a block boundary once its clock reaches
 /// `cycle_limit`, so that the schedule can interleave cores by simulated time.
-pub fn run_until(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: u64, cycle_limit: u64) -> Option<Stop> {
+pub fn run_until(
+    core: &mut Core,
+    sys: &mut Sys,
+    cache: &mut CodeCache,
+    budget: u64,
+    cycle_limit: u64,
+) -> Option<Stop> {
     if core.code_epoch != sys.code_epoch {
         core.tlb.flush_write();
         core.code_epoch = sys.code_epoch;
@@ -517,6 +562,10 @@ pub fn run_until(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: 
     while core.instret < target && core.cycles < cycle_limit {
         let block = match cache.lookup_or_decode(core, sys) {
             Ok(b) => b,
+            Err(f) if core.idtr.limit != 0 => match core.raise_exception(sys, f) {
+                Ok(()) => continue,
+                Err(triple) => return Some(Stop::Shutdown(triple)),
+            },
             Err(f) => return Some(Stop::Fault(f)),
         };
         // The block was just decoded, maybe registering new code pages.
@@ -532,13 +581,27 @@ pub fn run_until(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, budget: 
             core.instret += 1;
             core.cycles += op.cost as u64;
             if let Err(stop) = (op.exec)(core, sys, &op.ins) {
-                if let Stop::Fault(_) = stop {
+                if let Stop::Fault(f) = stop {
                     core.rip = op.ins.ip();
                     core.instret -= 1;
                     core.cycles -= op.cost as u64;
+                    if core.idtr.limit != 0 {
+                        // The image has an IDT: the exception is its to handle.
+                        if let Err(triple) = core.raise_exception(sys, f) {
+                            flush_written_code(core, sys, cache);
+                            return Some(Stop::Shutdown(triple));
+                        }
+                        sys.end_block = true;
+                        break;
+                    }
                 }
                 flush_written_code(core, sys, cache);
                 return Some(stop);
+            }
+            if op.drain
+                && let Some(t) = sys.timing.as_deref_mut()
+            {
+                core.cycles += t.fence(core.index, core.cycles);
             }
             if sys.end_block {
                 break;
@@ -565,6 +628,9 @@ pub struct Op {
     pub exec: Handler,
     /// Base latency in cycles (`ops::base_cost`); memory stalls come on top in timing mode.
     pub cost: u32,
+    /// A locked read-modify-write or a store fence: in timing mode the core waits until its
+    /// posted stores have completed (`ops::drains_stores`).
+    pub drain: bool,
     pub ins: Instruction,
 }
 

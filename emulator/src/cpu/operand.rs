@@ -135,7 +135,9 @@ impl Core {
             a = a.wrapping_add(self.gpr[(base & 15) as usize]);
         }
         if index < 32 {
-            a = a.wrapping_add(self.gpr[(index & 15) as usize] << ins.memory_index_scale().trailing_zeros());
+            a = a.wrapping_add(
+                self.gpr[(index & 15) as usize] << ins.memory_index_scale().trailing_zeros(),
+            );
         }
         // A 32-bit base or index (0x67 prefix) or EIP-relative addressing wraps at 4 GiB.
         if (base >> 4 == 1) | (index >> 4 == 1) | (base == ADDR_EIP) {

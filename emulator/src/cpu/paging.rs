@@ -53,7 +53,11 @@ impl Core {
             let code = bits
                 | if acc.write { PF_W } else { 0 }
                 | if acc.user { PF_U } else { 0 }
-                | if acc.fetch && self.efer & EFER_NXE != 0 { PF_I } else { 0 };
+                | if acc.fetch && self.efer & EFER_NXE != 0 {
+                    PF_I
+                } else {
+                    0
+                };
             Fault::with_code(PAGE_FAULT, code)
         };
         // A bare core that was never given page tables (CR3 = 0: the machine has no RAM
@@ -61,7 +65,11 @@ impl Core {
         // every image set CR3; the instruction-level tests build bare cores.
         if self.cr3 == 0 {
             // …and only RAM is mapped, as under the loader's identity map.
-            return if sys.ram.node_of(va).is_some() { Ok(va) } else { Err(pf(0)) };
+            return if sys.ram.node_of(va).is_some() {
+                Ok(va)
+            } else {
+                Err(pf(0))
+            };
         }
         let nxe = self.efer & EFER_NXE != 0;
         let mut table = self.cr3 & ADDR;

@@ -20,7 +20,11 @@ struct Entry {
     pa: u64,
 }
 
-const EMPTY: Entry = Entry { tag: u64::MAX, host: std::ptr::null_mut(), pa: 0 };
+const EMPTY: Entry = Entry {
+    tag: u64::MAX,
+    host: std::ptr::null_mut(),
+    pa: 0,
+};
 
 #[derive(Clone)]
 pub struct SoftTlb {
@@ -36,7 +40,11 @@ unsafe impl Send for SoftTlb {}
 
 impl SoftTlb {
     pub fn new() -> Self {
-        SoftTlb { read: Box::new([EMPTY; ENTRIES]), write: Box::new([EMPTY; ENTRIES]), mode: 0 }
+        SoftTlb {
+            read: Box::new([EMPTY; ENTRIES]),
+            write: Box::new([EMPTY; ENTRIES]),
+            mode: 0,
+        }
     }
 
     #[inline(always)]
@@ -76,13 +84,21 @@ impl SoftTlb {
 
     pub fn fill_read(&mut self, va: u64, host: *mut u8, pa: u64) {
         let tag = self.tag(va);
-        self.read[Self::slot(va)] = Entry { tag, host, pa: pa & !(PAGE_SIZE - 1) };
+        self.read[Self::slot(va)] = Entry {
+            tag,
+            host,
+            pa: pa & !(PAGE_SIZE - 1),
+        };
     }
 
     pub fn fill_write(&mut self, va: u64, host: *mut u8, pa: u64) {
         self.fill_read(va, host, pa);
         let tag = self.tag(va);
-        self.write[Self::slot(va)] = Entry { tag, host, pa: pa & !(PAGE_SIZE - 1) };
+        self.write[Self::slot(va)] = Entry {
+            tag,
+            host,
+            pa: pa & !(PAGE_SIZE - 1),
+        };
     }
 
     pub fn flush_write(&mut self) {

@@ -41,6 +41,9 @@ pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
 const RING: usize = 4096;
 /// Work a window can take.
 const CAP: u64 = WINDOW * UNIT;
+/// Times from here on (2^47 cycles: over 16 hours at 2.4 GHz) are served without queueing,
+/// so that the fixed-point arithmetic cannot overflow.
+const MAX_TIME: u64 = 1 << (63 - UNIT_SHIFT);
 
 /// Service time of `bytes` at `gbs` (10^9 bytes/s) on a `mhz` clock, in work units.
 pub(crate) fn work_units(bytes: u64, gbs: f64, mhz: u32) -> u64 {
@@ -92,6 +95,9 @@ impl Calendar {
     /// Books `work` units for a request arriving at cycle `t`; returns its queueing delay in
     /// cycles (rounded up).
     pub fn serve(&mut self, t: u64, work: u64) -> u64 {
+        if t >= MAX_TIME {
+            return 0;
+        }
         let w0 = t >> WINDOW_SHIFT;
         let mut w = w0;
         if self.full.0 <= w && w < self.full.1 {

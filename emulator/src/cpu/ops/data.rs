@@ -111,6 +111,7 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
         Mnemonic::Cdq => sign_to_dx::<32>,
         Mnemonic::Cqo => sign_to_dx::<64>,
         Mnemonic::Nop | Mnemonic::Endbr64 | Mnemonic::Endbr32 => nop,
+        Mnemonic::Xlatb => xlat,
         _ => return None,
     })
 }
@@ -124,6 +125,14 @@ fn op_size(ins: &Instruction, n: u32) -> usize {
 }
 
 fn nop(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+    Ok(())
+}
+
+/// XLAT: AL = [rBX + zero-extended AL] (segment override honoured by `ea`'s base).
+fn xlat(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+    let a = c.ea(ins).wrapping_add(c.gpr[0] & 0xFF);
+    let v = c.load::<u8>(s, a)?;
+    c.set_reg::<8>(Register::AL, v as u64);
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod bits;
 mod control;
 mod data;
 mod muldiv;
+mod privileged;
 mod shift;
 mod sse_convert;
 mod sse_float;
@@ -32,6 +33,7 @@ pub fn resolve(ins: &Instruction) -> Option<Handler> {
         .or_else(|| atomic::resolve(ins))
         .or_else(|| string::resolve(ins))
         .or_else(|| system::resolve(ins))
+        .or_else(|| privileged::resolve(ins))
         .or_else(|| sse_move::resolve(ins))
         .or_else(|| sse_float::resolve(ins))
         .or_else(|| sse_int::resolve(ins))
@@ -68,9 +70,20 @@ pub fn base_cost(ins: &Instruction) -> u32 {
         && ins.op0_kind() == iced_x86::OpKind::Register
         && ins.op0_register().size() == 8;
     match ins.mnemonic() {
-        M::Imul | M::Mul | M::Pmullw | M::Pmulhw | M::Pmulhuw | M::Pmuludq | M::Pmaddwd | M::Psadbw => 3,
+        M::Imul
+        | M::Mul
+        | M::Pmullw
+        | M::Pmulhw
+        | M::Pmulhuw
+        | M::Pmuludq
+        | M::Pmaddwd
+        | M::Psadbw => 3,
         M::Div | M::Idiv => {
-            if wide || ins.memory_size().size() == 8 { 40 } else { 26 }
+            if wide || ins.memory_size().size() == 8 {
+                40
+            } else {
+                26
+            }
         }
         M::Addss | M::Addsd | M::Addps | M::Addpd | M::Subss | M::Subsd | M::Subps | M::Subpd => 4,
         M::Mulss | M::Mulsd | M::Mulps | M::Mulpd | M::Minss | M::Minsd | M::Maxss | M::Maxsd => 4,
@@ -98,6 +111,16 @@ pub fn base_cost(ins: &Instruction) -> u32 {
         _ if ins.has_lock_prefix() => 18,
         _ => 1,
     }
+}
+
+/// Instructions that order memory like a full fence: `lock`-prefixed read-modify-writes,
+/// `xchg` with memory (implicitly locked), `mfence` and `sfence` (SDM Vol. 3A §9.2.2). With
+/// the timing model, the core waits for its posted stores after them.
+pub fn drains_stores(ins: &Instruction) -> bool {
+    let mem = (0..ins.op_count()).any(|n| ins.op_kind(n) == iced_x86::OpKind::Memory);
+    ins.has_lock_prefix()
+        || (ins.mnemonic() == Mnemonic::Xchg && mem)
+        || matches!(ins.mnemonic(), Mnemonic::Mfence | Mnemonic::Sfence)
 }
 
 /// An invalid encoding (SDM Vol. 2 §2: reserved opcodes raise #UD).

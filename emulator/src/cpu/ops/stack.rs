@@ -28,8 +28,12 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
         },
         Mnemonic::Pushfq => pushfq,
         Mnemonic::Popfq => popfq,
+        Mnemonic::Pushf => pushfw,
+        Mnemonic::Popf => popfw,
         Mnemonic::Leave if ins.code() == Code::Leaveq => leave,
-        Mnemonic::Enter if ins.code() == Code::Enterq_imm16_imm8 => enter,
+        Mnemonic::Leave if ins.code() == Code::Leavew => leavew,
+        Mnemonic::Enter if ins.code() == Code::Enterq_imm16_imm8 => enter::<8>,
+        Mnemonic::Enter if ins.code() == Code::Enterw_imm16_imm8 => enter::<2>,
         _ => return None,
     })
 }
@@ -94,8 +98,29 @@ fn pushfq(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     c.push64(s, v)
 }
 
+/// PUSHF with a 0x66 prefix: the low 16 bits of RFLAGS.
+fn pushfw(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let sp = c.gpr[RSP].wrapping_sub(2);
+    c.store::<u16>(s, sp, c.rflags as u16)?;
+    c.gpr[RSP] = sp;
+    Ok(())
+}
+
+/// POPF with a 0x66 prefix: only the low 16 bits of RFLAGS can change.
+fn popfw(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let v = c.load::<u16>(s, c.gpr[RSP])? as u64;
+    c.gpr[RSP] = c.gpr[RSP].wrapping_add(2);
+    set_popped_flags(c, v, 0xFFFF);
+    Ok(())
+}
+
 fn popfq(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     let v = c.pop64(s)?;
+    set_popped_flags(c, v, u64::MAX);
+    Ok(())
+}
+
+fn set_popped_flags(c: &mut Core, v: u64, width: u64) {
     // At CPL 0 every flag but VM/VIF/VIP/RF may change (SDM POPF, 64-bit mode).
     let mut writable = CF | PF | AF | ZF | SF | TF | DF | OF | NT | AC | ID;
     if c.cpl() == 0 {
@@ -103,8 +128,8 @@ fn popfq(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     } else if c.cpl() as u64 <= (c.rflags & IOPL) >> 12 {
         writable |= IF;
     }
+    writable &= width;
     c.rflags = (c.rflags & !writable) | (v & writable) | FIXED1;
-    Ok(())
 }
 
 fn leave(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
@@ -114,21 +139,49 @@ fn leave(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     Ok(())
 }
 
-fn enter(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
+/// LEAVE with a 0x66 prefix: SP = BP, then BP = a 16-bit pop; RSP's upper bits are kept.
+fn leavew(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
+    let v = c.load::<u16>(s, c.gpr[RBP])?;
+    c.gpr[RSP] = c.gpr[RBP].wrapping_add(2);
+    c.gpr[RBP] = (c.gpr[RBP] & !0xFFFF) | v as u64;
+    Ok(())
+}
+
+/// ENTER: pushes of `W` bytes (8, or 2 with a 0x66 prefix), nesting level mod 32.
+fn enter<const W: u64>(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
     let size = ins.immediate16() as u64;
     let level = (ins.immediate8_2nd() % 32) as u64;
     let old = (c.gpr[RSP], c.gpr[RBP]);
+    let push = |c: &mut Core, s: &mut Sys, v: u64| -> Result<()> {
+        let sp = c.gpr[RSP].wrapping_sub(W);
+        if W == 8 {
+            c.store::<u64>(s, sp, v)?;
+        } else {
+            c.store::<u16>(s, sp, v as u16)?;
+        }
+        c.gpr[RSP] = sp;
+        Ok(())
+    };
     let result = (|| {
-        c.push64(s, c.gpr[RBP])?;
+        push(c, s, c.gpr[RBP])?;
         let frame = c.gpr[RSP];
         if level > 0 {
             for i in 1..level {
-                let v = c.load::<u64>(s, c.gpr[RBP].wrapping_sub(8 * i))?;
-                c.push64(s, v)?;
+                let at = c.gpr[RBP].wrapping_sub(W * i);
+                let v = if W == 8 {
+                    c.load::<u64>(s, at)?
+                } else {
+                    c.load::<u16>(s, at)? as u64
+                };
+                push(c, s, v)?;
             }
-            c.push64(s, frame)?;
+            push(c, s, frame)?;
         }
-        c.gpr[RBP] = frame;
+        if W == 8 {
+            c.gpr[RBP] = frame;
+        } else {
+            c.gpr[RBP] = (c.gpr[RBP] & !0xFFFF) | (frame & 0xFFFF);
+        }
         c.gpr[RSP] = c.gpr[RSP].wrapping_sub(size);
         Ok(())
     })();

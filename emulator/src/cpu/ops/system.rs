@@ -4,7 +4,7 @@
 
 use crate::cpu::flags::*;
 use crate::cpu::operand::gpr_index;
-use crate::cpu::{BP, Core, Fault, GP, Handler, RAX, RCX, RDX, Result, RunState, Stop, Sys, UD};
+use crate::cpu::{Core, Fault, GP, Handler, RAX, RCX, RDX, Result, RunState, Stop, Sys, UD};
 use crate::devices::OutEffect;
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
@@ -41,7 +41,6 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
         Mnemonic::Swapgs => swapgs,
         Mnemonic::Clts => clts,
         Mnemonic::Ud2 | Mnemonic::Ud0 | Mnemonic::Ud1 => ud,
-        Mnemonic::Int3 => int3,
         _ => return None,
     })
 }
@@ -68,10 +67,6 @@ fn privileged_nop(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
 
 fn ud(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     Err(Stop::Fault(Fault::new(UD)))
-}
-
-fn int3(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
-    Err(Stop::Fault(Fault::new(BP)))
 }
 
 /// The vendor string: this is not an Intel or AMD part, and says so.
@@ -357,6 +352,8 @@ fn cli(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
 
 fn sti(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     io_allowed(c)?;
+    // Interrupts are recognised only after the next instruction (SDM STI).
+    c.shadow |= c.rflags & IF == 0;
     c.rflags |= IF;
     Ok(())
 }
