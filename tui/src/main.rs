@@ -2,6 +2,8 @@
 
 mod bench;
 mod exec;
+mod mlc;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,15 +23,21 @@ struct Cli {
 enum Command {
     /// Run a bare-metal x86-64 ELF image on an emulated machine (DESIGN.md §3.1).
     Exec(exec::ExecArgs),
+    /// Watch a run live: per-node memory traffic, links, queues (`--lesson numa` teaches NUMA).
+    Tui(tui::TuiArgs),
     /// Measure the emulator's speed (emulated MIPS) on a fixed CPU-bound image.
     Bench(bench::BenchArgs),
+    /// Measure idle latency and read bandwidth between every socket and node, like Intel MLC.
+    Mlc(mlc::MlcArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Exec(args) => exec::run(&args),
+        Command::Tui(args) => tui::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Mlc(args) => mlc::run(&args),
     };
     ExitCode::from(status as u8)
 }

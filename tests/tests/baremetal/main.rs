@@ -5,6 +5,8 @@
 // The program logic of the images, compiled here for the host. `progs.rs` names its modules
 // by paths relative to itself, so the same file serves both builds.
 extern crate alloc;
+// Not every item is used here (`bench::ROUNDS_FULL` runs only as an image).
+#[allow(dead_code)]
 #[path = "../../../guests/baremetal/src/progs.rs"]
 mod progs;
 #[path = "../../../guests/baremetal/src/sync.rs"]

@@ -100,7 +100,8 @@ pub fn base_cost(ins: &Instruction) -> u32 {
         M::Rdtsc | M::Rdtscp => 20,
         M::Rdmsr | M::Wrmsr => 100,
         M::Mfence | M::Lfence | M::Sfence => 30,
-        M::Pause => 40,
+        // Skylake-SP made PAUSE ~140 cycles (Intel Optimization Reference Manual §2.5.4).
+        M::Pause => 140,
         // Locked read-modify-write (xchg with memory is implicitly locked).
         M::Xchg | M::Cmpxchg | M::Cmpxchg8b | M::Xadd
             if (0..ins.op_count()).any(|n| ins.op_kind(n) == iced_x86::OpKind::Memory) =>
