@@ -50,7 +50,10 @@ pub fn run(args: &BenchArgs) -> i32 {
         }
     }
     if let [(_, off), (_, on)] = best[..] {
-        println!("timing model costs {:.0}% of functional speed ({off:.1} -> {on:.1} MIPS)", (1.0 - on / off) * 100.0);
+        println!(
+            "timing model costs {:.0}% of functional speed ({off:.1} -> {on:.1} MIPS)",
+            (1.0 - on / off) * 100.0
+        );
     }
     0
 }
@@ -70,10 +73,17 @@ fn measure(image: &[u8], timing: bool, runs: u32) -> Result<f64, String> {
         let end = m.run_for(u64::MAX, None);
         let secs = start.elapsed().as_secs_f64();
         if !matches!(end, Some(RunEnd::Exit(0) | RunEnd::AllHalted)) {
-            return Err(format!("the benchmark image did not finish cleanly: {end:?}"));
+            return Err(format!(
+                "the benchmark image did not finish cleanly: {end:?}"
+            ));
         }
         let mips = m.instructions as f64 / secs / 1e6;
-        println!("{mode} run {}: {} instructions, {} cycles, {secs:.3} s = {mips:.1} MIPS", run + 1, m.instructions, m.cycles());
+        println!(
+            "{mode} run {}: {} instructions, {} cycles, {secs:.3} s = {mips:.1} MIPS",
+            run + 1,
+            m.instructions,
+            m.cycles()
+        );
         best = best.max(mips);
     }
     println!("{mode} best: {best:.1} MIPS (one host core)");
