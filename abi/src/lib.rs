@@ -3,7 +3,12 @@
 //! freestanding images use the same definitions.
 #![no_std]
 
+pub mod annotate;
+pub mod apic;
 pub mod boot;
+pub mod mmio;
+pub mod nic;
 pub mod ports;
+pub mod udp_rr;
 
 pub use boot::{BootInfo, CoreInfo, MemRange, Module};

@@ -21,6 +21,117 @@ pub struct MachineDesc {
     /// Interconnect links between sockets (both directions).
     #[serde(default)]
     pub links: Vec<LinkDesc>,
+    /// Devices, each attached to a socket; device `i` owns MMIO window `i`
+    /// (`abi::mmio::window`).
+    #[serde(default)]
+    pub devices: Vec<DeviceDesc>,
+}
+
+/// A device of the machine (DESIGN.md §2.5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DeviceDesc {
+    Nic(NicDesc),
+}
+
+impl DeviceDesc {
+    /// The socket the device is attached to.
+    pub fn socket(&self) -> u32 {
+        match self {
+            DeviceDesc::Nic(n) => n.socket,
+        }
+    }
+}
+
+/// A NIC (`abi::nic`) and the wire on its far side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicDesc {
+    pub socket: u32,
+    /// Queues, 1 to `abi::nic::MAX_QUEUES`.
+    pub queues: u32,
+    /// The NIC's own MAC address, `"02:00:00:00:00:01"` (unicast).
+    pub mac: MacAddr,
+    /// One-way latency of a PCIe transaction between the NIC and its socket's root complex:
+    /// a DMA write or an MMIO store pays it once, a DMA read or an MMIO load twice.
+    #[serde(default = "NicDesc::default_pcie_latency_ns")]
+    pub pcie_latency_ns: f64,
+    /// The link to the host-side endpoints.
+    #[serde(default)]
+    pub wire: WireDesc,
+}
+
+impl NicDesc {
+    /// Half a microsecond for an MMIO load round trip: the order of what PCIe devices show
+    /// (uncached reads of device registers cost 0.5-1 µs on Xeon servers).
+    fn default_pcie_latency_ns() -> f64 {
+        250.0
+    }
+}
+
+/// The wire: a full-duplex Ethernet link between a NIC and its endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WireDesc {
+    /// One-way latency (cable, switch), from the last bit sent to the last bit received.
+    pub latency_ns: f64,
+    /// Bandwidth of each direction, 10^9 bits/s.
+    pub bandwidth_gbps: f64,
+}
+
+impl Default for WireDesc {
+    /// 10 Gb/s Ethernet through one switch: about 1 µs each way.
+    fn default() -> Self {
+        WireDesc {
+            latency_ns: 1000.0,
+            bandwidth_gbps: 10.0,
+        }
+    }
+}
+
+/// A MAC address, written `"02:00:00:00:00:01"` in RON files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut out {
+            let p = parts.next().filter(|p| p.len() == 2);
+            *b = p
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| format!("`{s}` is not a MAC address like 02:00:00:00:00:01"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("`{s}` is not a MAC address like 02:00:00:00:00:01"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,6 +377,44 @@ impl MachineDesc {
         }
         if self.hops().iter().any(|row| row.contains(&u32::MAX)) {
             return Err("the links leave some sockets unreachable from others".into());
+        }
+        if self.devices.len() as u64 > abi::mmio::MAX_DEVICES {
+            return Err(format!(
+                "{} devices; at most {} are supported",
+                self.devices.len(),
+                abi::mmio::MAX_DEVICES
+            ));
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            if d.socket() >= n {
+                return Err(format!(
+                    "device {i}: socket {} does not exist (the machine has {n})",
+                    d.socket()
+                ));
+            }
+            let DeviceDesc::Nic(nic) = d;
+            if nic.queues == 0 || nic.queues as u64 > abi::nic::MAX_QUEUES {
+                return Err(format!(
+                    "device {i}: {} queues; 1 to {} are supported",
+                    nic.queues,
+                    abi::nic::MAX_QUEUES
+                ));
+            }
+            if nic.mac.0[0] & 1 != 0 {
+                return Err(format!(
+                    "device {i}: MAC {} is a multicast address; a NIC needs a unicast one",
+                    nic.mac
+                ));
+            }
+            if !(LATENCY_NS.contains(&nic.pcie_latency_ns)
+                && LATENCY_NS.contains(&nic.wire.latency_ns)
+                && (0.001..=10_000.0).contains(&nic.wire.bandwidth_gbps))
+            {
+                return Err(format!(
+                    "device {i}: pcie_latency_ns and wire latency_ns must be in 0..=100000, \
+                     wire bandwidth_gbps in 0.001..=10000"
+                ));
+            }
         }
         Ok(())
     }

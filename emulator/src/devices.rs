@@ -2,8 +2,10 @@
 
 use abi::ports;
 
+pub mod nic;
+
 /// What `in`/`out` reach.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ports {
     /// Bytes written to the debug console, in order.
     pub console: Vec<u8>,

@@ -1,15 +1,22 @@
 //! The emulated multi-socket x86-64 machine of pvmlab (DESIGN.md §2). It knows nothing of
 //! hypervisors: it runs whatever image it is given, instruction by instruction, deterministically.
 
+pub mod apic;
+pub mod checkpoint;
 pub mod cpu;
 pub mod desc;
 pub mod devices;
+pub mod domains;
+pub mod events;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod mmio;
 pub mod stats;
 pub mod timing;
+pub mod wire;
 
+pub use checkpoint::CheckpointError;
 pub use desc::{DescError, MachineDesc};
 pub use machine::{Machine, MachineError, RunEnd};
 

@@ -158,7 +158,7 @@ fn parse(image: &[u8]) -> Result<(u64, Vec<Segment<'_>>), LoadError> {
 }
 
 /// What the loader placed, for reports.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BootLayout {
     pub entry: u64,
     pub boot_info: u64,
@@ -188,6 +188,8 @@ impl Area {
 /// Page-table entry bits (SDM Vol. 3A §4.5).
 const PTE_P: u64 = 1;
 const PTE_W: u64 = 2;
+const PTE_PWT: u64 = 1 << 3;
+const PTE_PCD: u64 = 1 << 4;
 const PTE_PS: u64 = 1 << 7;
 
 /// Loads `image` into `ram` and prepares `cores` to start at its entry (DESIGN.md §3.1).
@@ -232,11 +234,21 @@ pub fn load(
     let top = ranges.iter().map(|r| r.end()).max().unwrap_or(0);
     let gibs = top.div_ceil(1 << 30);
     let pdpts = gibs.div_ceil(512);
-    let table_pages = 1 + pdpts + gibs + 1;
+    // Device windows (abi::mmio): a PDPT, a PD and a PT per 2 MiB of windows.
+    let devices = desc.devices.len() as u64;
+    let mmio_tables = if devices > 0 {
+        2 + devices.div_ceil(2)
+    } else {
+        0
+    };
+    let table_pages = 1 + pdpts + gibs + 1 + mmio_tables;
     let cmd_pages = (cmdline.len() as u64).div_ceil(PAGE_SIZE);
     let nn = ranges.len() as u64;
-    let info_bytes =
-        0x58 + cores.len() as u64 * 16 + (4 * nn + 2 * segs.len() as u64 + 4) * 24 + nn * nn + 64;
+    let info_bytes = 0x58
+        + cores.len() as u64 * 16
+        + (4 * nn + 2 * segs.len() as u64 + 4 + devices) * 24
+        + nn * nn
+        + 64;
     let area_len =
         (table_pages + cmd_pages + 1) * PAGE_SIZE + info_bytes.next_multiple_of(PAGE_SIZE);
     let area_end = reserved_from[0];
@@ -336,6 +348,48 @@ pub fn load(
     }
     put(ram, pt, &ptb);
 
+    // Device windows: 4 KiB pages marked uncached (PCD | PWT), in their own PDPT and PD
+    // (the MMIO area lies far above RAM).
+    if devices > 0 {
+        use abi::mmio::{MMIO_BASE, window};
+        const _: () = assert!(
+            MMIO_BASE % (1 << 30) == 0
+                && abi::mmio::MAX_DEVICES * abi::mmio::MMIO_WINDOW <= 1 << 30
+                && MMIO_BASE >> 39 >= 128
+        );
+        let pdpt = area.take(PAGE_SIZE, PAGE_SIZE);
+        let pd = area.take(PAGE_SIZE, PAGE_SIZE);
+        let entry = |table: u64, addr: u64, shift: u32| table + ((addr >> shift) & 511) * 8;
+        put(
+            ram,
+            entry(pml4, MMIO_BASE, 39),
+            &(pdpt | PTE_P | PTE_W).to_le_bytes(),
+        );
+        put(
+            ram,
+            entry(pdpt, MMIO_BASE, 30),
+            &(pd | PTE_P | PTE_W).to_le_bytes(),
+        );
+        for chunk in 0..devices.div_ceil(2) {
+            let base = MMIO_BASE + chunk * MIB2;
+            let table = area.take(PAGE_SIZE, PAGE_SIZE);
+            put(
+                ram,
+                entry(pd, base, 21),
+                &(table | PTE_P | PTE_W).to_le_bytes(),
+            );
+            let mut t = vec![0u8; PAGE_SIZE as usize];
+            for e in 0..512u64 {
+                let a = base + e * PAGE_SIZE;
+                if a < window(devices) {
+                    let v = a | PTE_P | PTE_W | PTE_PWT | PTE_PCD;
+                    t[e as usize * 8..e as usize * 8 + 8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            put(ram, table, &t);
+        }
+    }
+
     // Flat GDT: null, 64-bit code (0x08), data (0x10).
     let gdt = area.take(24, 16);
     for (i, d) in [0u64, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF]
@@ -411,6 +465,14 @@ pub fn load(
             });
         }
     }
+    for (i, d) in desc.devices.iter().enumerate() {
+        map.push(MemRange {
+            base: abi::mmio::window(i as u64),
+            len: abi::mmio::MMIO_WINDOW,
+            node: d.socket(),
+            kind: boot::MEM_MMIO,
+        });
+    }
     let ranges_addr = area.take(map.len() as u64 * 24, 16);
     for (i, m) in map.iter().enumerate() {
         put(ram, ranges_addr + i as u64 * 24, as_bytes(m));
@@ -450,6 +512,16 @@ pub fn load(
         } else {
             RunState::Running
         };
+        // What a start-up IPI gives the core (abi::apic): this same state. Cores that do not
+        // start now wait for one, as application processors do after reset.
+        c.apic.startup = crate::apic::StartupState {
+            boot_info: info_addr,
+            rsp: stack_tops[i] - 8,
+            cr3: pml4,
+            gdt_base: gdt,
+            gdt_limit: 23,
+        };
+        c.apic.wait_for_sipi = c.state == RunState::Stopped;
     }
     Ok(BootLayout {
         entry,

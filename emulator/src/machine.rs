@@ -2,13 +2,16 @@
 //! schedule that runs them (DESIGN.md §2.4): the runnable core with the smallest local cycle
 //! count runs next for at most a quantum; ties go to the lowest core index.
 
+use crate::apic;
 use crate::cpu::{self, Core, CpuidInfo, RunState, Stop, Sys, decode::CodeCache};
 use crate::desc::MachineDesc;
 use crate::devices::Ports;
 use crate::loader::{self, BootLayout};
 use crate::memory::Ram;
+use crate::mmio::Bus;
 use crate::stats::{self, CoreReport, EPOCH_NS, LinkReport, Report, StatsRing, ratio};
 use crate::timing::TimingModel;
+use crate::wire::Endpoint;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, NasmFormatter};
 
 /// Instructions a core runs before the schedule looks again…
@@ -18,7 +21,7 @@ pub const QUANTUM: u64 = 1000;
 pub const QUANTUM_CYCLES: u64 = 4000;
 
 /// How a run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RunEnd {
     /// `out 0xF4, eax`.
     Exit(u32),
@@ -87,7 +90,7 @@ pub struct Machine {
     pub instructions: u64,
     /// Per-epoch statistics (DESIGN.md §2.6).
     pub samples: StatsRing,
-    end: Option<RunEnd>,
+    pub(crate) end: Option<RunEnd>,
 }
 
 impl Machine {
@@ -112,7 +115,7 @@ impl Machine {
             cores_per_socket: per_socket,
             tsc_hz: desc.frequency_mhz as u64 * 1_000_000,
         };
-        Ok(Machine {
+        let mut m = Machine {
             desc: desc.clone(),
             cores,
             sys: Sys::new(ram, Ports::default(), cpuid),
@@ -121,7 +124,42 @@ impl Machine {
             instructions: 0,
             samples: StatsRing::default(),
             end: None,
-        })
+        };
+        m.sys.bus = Bus::new(desc);
+        Ok(m)
+    }
+
+    /// Attaches a host-side endpoint (a load generator) to the wire of NIC `nic` (the
+    /// `nic`-th NIC of the description) and starts it at the current simulated time; returns
+    /// its index on that wire. Panics if there is no such NIC.
+    pub fn attach_endpoint(&mut self, nic: usize, ep: Box<dyn Endpoint>) -> usize {
+        assert!(
+            nic < self.sys.bus.nics.len(),
+            "the machine has no NIC {nic}"
+        );
+        let now = self.now();
+        self.sys.bus.attach_endpoint(nic, ep, now)
+    }
+
+    /// Runs the device events due at or before `until`, then delivers the interrupts they
+    /// raised.
+    fn run_devices(&mut self, until: u64) {
+        Bus::run_events(&mut self.sys, until);
+        // DMA into pages holding decoded code drops those blocks.
+        for page in std::mem::take(&mut self.sys.written_code) {
+            self.cache.invalidate_page(&mut self.sys, page);
+        }
+        self.deliver_irqs();
+    }
+
+    /// Posts the devices' interrupt messages to the local APICs they name (in the order they
+    /// were raised); a message to an x2APIC id no core has is lost.
+    fn deliver_irqs(&mut self) {
+        for m in std::mem::take(&mut self.sys.bus.irqs) {
+            if let Some(c) = self.cores.iter_mut().find(|c| c.apic_id == m.dest) {
+                c.apic.post(m.time, m.vector, c.cycles);
+            }
+        }
     }
 
     /// Switches on the cache/memory/interconnect model (DESIGN.md §2.3); without it the
@@ -209,8 +247,8 @@ impl Machine {
                     core: c.index,
                     socket: c.socket,
                     instructions: c.instret,
-                    busy_cycles: c.cycles,
-                    halted_cycles: cycles - c.cycles,
+                    busy_cycles: c.cycles - c.halted_cycles,
+                    halted_cycles: cycles - c.cycles + c.halted_cycles,
                     l1_hit_rate: ratio(m.l1_hits, m.l1_hits + m.l1_misses),
                     l2_hit_rate: ratio(m.l2_hits, m.l2_hits + m.l2_misses),
                     llc_hit_rate: ratio(m.llc_hits, m.llc_hits + m.llc_misses),
@@ -243,7 +281,33 @@ impl Machine {
                 })
                 .collect(),
             cores,
+            domains: self.domain_reports(),
         }
+    }
+
+    /// Work charged to announced domains (DESIGN.md §2.5); empty if nothing was announced.
+    fn domain_reports(&self) -> Vec<stats::DomainReport> {
+        let d = &self.sys.domains;
+        let totals = d.totals(|i| self.cores[i].domain_counters(&self.sys));
+        if d.names.is_empty() && totals.keys().all(|&k| k == abi::annotate::NO_DOMAIN) {
+            return Vec::new();
+        }
+        totals
+            .into_iter()
+            .map(|(id, c)| stats::DomainReport {
+                domain: id,
+                name: match d.names.get(&id) {
+                    Some(n) => n.clone(),
+                    None if id == abi::annotate::NO_DOMAIN => "(none)".into(),
+                    None => String::new(),
+                },
+                cycles: c.cycles,
+                instructions: c.instructions,
+                llc_misses: c.llc_misses,
+                remote_accesses: c.remote_accesses,
+                remote_ratio: ratio(c.remote_accesses, c.llc_misses),
+            })
+            .collect()
     }
 
     /// Loads a bare-metal image (DESIGN.md §3.1).
@@ -302,6 +366,29 @@ impl Machine {
         self.end.clone()
     }
 
+    /// Simulated time as the schedule sees it: the clock of the slowest running core (the
+    /// one that runs next), or the furthest clock once no core runs.
+    pub fn now(&self) -> u64 {
+        self.cores
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .map(|c| c.cycles)
+            .min()
+            .unwrap_or_else(|| self.cycles())
+    }
+
+    /// Runs until simulated time ([`now`](Self::now)) reaches `cycle` — every running core's
+    /// clock is at or past it — or the run ends; stops between two quanta, so the schedule is
+    /// that of an uninterrupted run (where checkpoints are taken). Returns the end, if reached.
+    pub fn run_until_cycle(&mut self, cycle: u64, limit: Option<u64>) -> Option<RunEnd> {
+        while self.end.is_none() && self.now() < cycle {
+            if let Some(end) = self.step(limit) {
+                return Some(end);
+            }
+        }
+        self.end.clone()
+    }
+
     /// One quantum of the schedule: the running core with the smallest clock runs for up to
     /// `QUANTUM` instructions or `QUANTUM_CYCLES` cycles (fewer only to stop exactly at
     /// `limit`).
@@ -318,11 +405,19 @@ impl Machine {
             return self.finish(RunEnd::AllHalted);
         };
         let quantum = limit.map_or(QUANTUM, |l| QUANTUM.min(l - self.instructions));
+        // A core stops at the next device event, so that the event runs on time.
+        let next_event = self.sys.bus.next_event_time().unwrap_or(u64::MAX);
         let core = &mut self.cores[i];
         let before = core.instret;
-        let cycle_limit = core.cycles + QUANTUM_CYCLES;
+        let cycle_limit = (core.cycles + QUANTUM_CYCLES).min(next_event);
         let stop = cpu::run_until(core, &mut self.sys, &mut self.cache, quantum, cycle_limit);
         self.instructions += core.instret - before;
+        if !self.sys.apic_outbox.is_empty() {
+            self.route_ipis();
+        }
+        if !self.sys.bus.irqs.is_empty() {
+            self.deliver_irqs();
+        }
         if self.samples.next_epoch * self.cycles_per_epoch() <= self.cores[i].cycles {
             self.sample_epochs(false);
         }
@@ -356,15 +451,51 @@ impl Machine {
         Some(end)
     }
 
-    fn next_core(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.cores.iter().enumerate() {
-            if c.state == RunState::Running && best.is_none_or(|b| c.cycles < self.cores[b].cycles)
-            {
-                best = Some(i);
+    /// The core that runs next: the smallest clock among running cores and halted cores with
+    /// an interrupt coming (at the time it comes: a halted core's clock jumps there). None
+    /// when no core runs and nothing can wake one.
+    fn next_core(&mut self) -> Option<usize> {
+        loop {
+            let mut best: Option<(u64, usize)> = None;
+            for (i, c) in self.cores.iter().enumerate() {
+                let at = match c.state {
+                    RunState::Running => c.cycles,
+                    RunState::Waiting => match c.apic.wake_time() {
+                        Some(t) => t.max(c.cycles),
+                        None => continue,
+                    },
+                    RunState::Stopped => continue,
+                };
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, i));
+                }
+            }
+            let Some((at, i)) = best else {
+                // No core runs or can be woken yet: time jumps to the next device event,
+                // whose interrupt may wake a halted core (only a waiting one can take it).
+                let waiting = self.cores.iter().any(|c| c.state == RunState::Waiting);
+                let t = self.sys.bus.next_event_time().filter(|_| waiting)?;
+                self.run_devices(t);
+                continue;
+            };
+            // Device events due by then run first: they may interrupt a core earlier.
+            if self.sys.bus.next_event_time().is_some_and(|t| t <= at) {
+                self.run_devices(at);
+                continue;
+            }
+            // A woken core whose interrupt turns out blocked stays halted: look again.
+            if self.cores[i].state == RunState::Running || apic::wake(&mut self.cores[i], at) {
+                return Some(i);
             }
         }
-        best
+    }
+
+    /// Routes the IPIs the last quantum sent, in the order they were sent.
+    fn route_ipis(&mut self) {
+        for ipi in std::mem::take(&mut self.sys.apic_outbox) {
+            self.cores[ipi.from as usize].apic.yield_to_machine = false;
+            apic::route(&mut self.cores, &ipi);
+        }
     }
 
     /// Disassembles the instruction at `rip` of core `i`, if its bytes are readable.
@@ -446,6 +577,7 @@ impl Machine {
                 h.update(&v.to_le_bytes());
             }
             h.update(&[c.state as u8]);
+            c.apic.hash_into(&mut h);
         }
         self.sys.ram.for_each_nonzero_page(|addr, page| {
             h.update(&addr.to_le_bytes());

@@ -3,7 +3,7 @@
 //! into a [`Report`], and per-epoch deltas kept in a bounded ring of [`Sample`]s.
 
 use crate::timing::TimingStats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Simulated time between two samples, in nanoseconds.
@@ -26,6 +26,20 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     pub links: Vec<LinkReport>,
     pub cores: Vec<CoreReport>,
+    /// Work charged to the domains announced on the annotation port (empty if none was).
+    pub domains: Vec<DomainReport>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DomainReport {
+    pub domain: u32,
+    pub name: String,
+    pub cycles: u64,
+    pub instructions: u64,
+    pub llc_misses: u64,
+    pub remote_accesses: u64,
+    /// Remote share of the domain's LLC misses.
+    pub remote_ratio: f64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -74,7 +88,7 @@ pub struct CoreReport {
 }
 
 /// What changed during one epoch of simulated time.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
     pub epoch: u64,
     /// Simulated time at the end of the epoch.
@@ -89,7 +103,7 @@ pub struct Sample {
     pub core_busy: Vec<bool>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct NodeSample {
     pub local_read_bytes: u64,
     pub remote_read_bytes: u64,
@@ -100,7 +114,7 @@ pub struct NodeSample {
 }
 
 /// The last `RING_CAPACITY` epochs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StatsRing {
     pub samples: VecDeque<Sample>,
     /// Cumulative counters at the end of the last sample.
@@ -273,6 +287,24 @@ impl Report {
                         l.utilization * 100.0
                     );
                 }
+            }
+        }
+        if !self.domains.is_empty() {
+            let _ = writeln!(
+                s,
+                "domain  name                    cycles  instructions  LLC misses  remote"
+            );
+            for d in &self.domains {
+                let _ = writeln!(
+                    s,
+                    "{:>6}  {:<16} {:>13} {:>13} {:>11} {:>6.1}%",
+                    d.domain,
+                    d.name,
+                    d.cycles,
+                    d.instructions,
+                    d.llc_misses,
+                    d.remote_ratio * 100.0
+                );
             }
         }
         let _ = writeln!(

@@ -109,7 +109,12 @@ pub fn run(args: &ExecArgs) -> i32 {
     let report = m.report(secs);
     if args.stats {
         eprint!("{}", report.table());
-        eprintln!("state hash {:016x}; {} blocks decoded, {} invalidated", m.state_hash(), m.cache.decoded_blocks, m.cache.invalidated_blocks);
+        eprintln!(
+            "state hash {:016x}; {} blocks decoded, {} invalidated",
+            m.state_hash(),
+            m.cache.decoded_blocks,
+            m.cache.invalidated_blocks
+        );
     }
     if let Some(path) = &args.stats_json {
         let json = serde_json::to_string_pretty(&report).expect("reports serialise");

@@ -8,8 +8,9 @@
 //! so a store to any of those pages invalidates them.
 
 use super::{Core, Fault, Handler, Op, Sys, ops};
-use crate::memory::PAGE_SIZE;
+use crate::memory::{PAGE_SIZE, Ram};
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 const MAX_BLOCK: usize = 64;
@@ -24,6 +25,31 @@ struct Block {
     ops: Box<[Op]>,
     /// Physical pages this block's bytes lie on.
     pages: Vec<u64>,
+}
+
+/// The op of a decoded instruction (its handler resolved from its `Code`), and whether it
+/// ends its block.
+fn make_op(ins: Instruction) -> (Op, bool) {
+    let mut supported = true;
+    let exec = if ins.code() == Code::INVALID {
+        ops::invalid as Handler
+    } else {
+        ops::resolve(&ins).unwrap_or_else(|| {
+            supported = false;
+            ops::unimplemented as Handler
+        })
+    };
+    let stop = ins.code() == Code::INVALID
+        || !supported
+        || ins.flow_control() != FlowControl::Next
+        || ops::ends_block(&ins);
+    let op = Op {
+        exec,
+        cost: ops::base_cost(&ins),
+        drain: ops::drains_stores(&ins),
+        ins,
+    };
+    (op, stop)
 }
 
 /// Blocks of all cores (cores share physical memory, hence code).
@@ -134,38 +160,23 @@ impl CodeCache {
         let mut end = rip;
         while decoder.can_decode() && ops.len() < MAX_BLOCK {
             decoder.decode_out(&mut ins);
-            let mut supported = true;
-            let exec = if ins.code() == Code::INVALID {
-                // Bytes that ran out before the instruction did are a fetch fault on the next
-                // page; otherwise the encoding is invalid.
-                if decoder.last_error() == iced_x86::DecoderError::NoMoreBytes {
-                    if ops.is_empty() {
-                        let missing = rip.wrapping_add(n as u64);
-                        return Err(core
-                            .fetch(sys, missing, &mut [0u8; 1])
-                            .err()
-                            .unwrap_or(Fault::new(super::UD)));
-                    }
-                    break;
+            // Bytes that ran out before the instruction did are a fetch fault on the next
+            // page; otherwise an invalid encoding becomes `ops::invalid` (#UD).
+            if ins.code() == Code::INVALID
+                && decoder.last_error() == iced_x86::DecoderError::NoMoreBytes
+            {
+                if ops.is_empty() {
+                    let missing = rip.wrapping_add(n as u64);
+                    return Err(core
+                        .fetch(sys, missing, &mut [0u8; 1])
+                        .err()
+                        .unwrap_or(Fault::new(super::UD)));
                 }
-                ops::invalid as Handler
-            } else {
-                ops::resolve(&ins).unwrap_or_else(|| {
-                    supported = false;
-                    ops::unimplemented as Handler
-                })
-            };
+                break;
+            }
             end = ins.next_ip();
-            let stop = ins.code() == Code::INVALID
-                || !supported
-                || ins.flow_control() != FlowControl::Next
-                || ops::ends_block(&ins);
-            ops.push(Op {
-                exec,
-                cost: ops::base_cost(&ins),
-                drain: ops::drains_stores(&ins),
-                ins,
-            });
+            let (op, stop) = make_op(ins);
+            ops.push(op);
             if stop {
                 break;
             }
@@ -253,5 +264,154 @@ impl CodeCache {
         for p in pages {
             self.invalidate_page(sys, p);
         }
+    }
+}
+
+/// What a checkpoint keeps of the code cache: where each block lies and how many
+/// instructions it has, not the instructions themselves, which are decoded again from memory
+/// on restore (memory a block was decoded from is unchanged while the block lives: a store to
+/// one of its pages invalidates it).
+///
+/// The set of blocks matters to a continued run, not just its speed: a miss decodes, and
+/// decoding walks the page tables (timed accesses in timing mode, accessed bits), and the
+/// pages holding blocks are the code pages whose stores end a block, which is where a
+/// quantum may end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeCacheState {
+    blocks: Vec<Option<BlockState>>,
+    free: Vec<u32>,
+    by_page: Vec<(u64, Vec<u32>)>,
+    decoded_blocks: u64,
+    invalidated_blocks: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct BlockState {
+    start: u64,
+    phys: u64,
+    phys_next: Option<u64>,
+    /// Instructions in the block.
+    len: u32,
+    pages: Vec<u64>,
+}
+
+impl CodeCache {
+    pub fn state(&self) -> CodeCacheState {
+        CodeCacheState {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| {
+                    b.as_ref().map(|b| BlockState {
+                        start: b.start,
+                        phys: b.phys,
+                        phys_next: b.phys_next,
+                        len: b.ops.len() as u32,
+                        pages: b.pages.clone(),
+                    })
+                })
+                .collect(),
+            free: self.free.clone(),
+            by_page: self
+                .by_page
+                .iter()
+                .map(|(&p, ids)| (p, ids.clone()))
+                .collect(),
+            decoded_blocks: self.decoded_blocks,
+            invalidated_blocks: self.invalidated_blocks,
+        }
+    }
+
+    /// Rebuilds the cache `state` describes, decoding each block again from `ram` (without
+    /// page walks: blocks name their physical pages). Errors say what does not fit.
+    pub fn from_state(state: &CodeCacheState, ram: &Ram) -> Result<CodeCache, String> {
+        let mut c = CodeCache::new();
+        c.decoded_blocks = state.decoded_blocks;
+        c.invalidated_blocks = state.invalidated_blocks;
+        let n = state.blocks.len();
+        if n > u32::MAX as usize {
+            return Err(format!("{n} code blocks"));
+        }
+        for (id, b) in state.blocks.iter().enumerate() {
+            let Some(b) = b else {
+                c.blocks.push(None);
+                continue;
+            };
+            let ops = Self::redecode(b, ram).ok_or_else(|| {
+                format!("code block {id} at {:#x} does not decode as saved", b.start)
+            })?;
+            if c.map.insert((b.start, b.phys), id as u32).is_some() {
+                return Err(format!("two code blocks start at {:#x}", b.start));
+            }
+            c.blocks.push(Some(Block {
+                start: b.start,
+                phys: b.phys,
+                phys_next: b.phys_next,
+                ops,
+                pages: b.pages.clone(),
+            }));
+        }
+        let live = |id: u32| c.blocks.get(id as usize).is_some_and(|b| b.is_some());
+        let holes = c.blocks.iter().filter(|b| b.is_none()).count();
+        let mut seen = vec![false; n];
+        for &id in &state.free {
+            if (id as usize) >= n || live(id) || std::mem::replace(&mut seen[id as usize], true) {
+                return Err(format!("free code block {id} is not a free slot"));
+            }
+        }
+        if state.free.len() != holes {
+            return Err("the free list of code blocks misses some".into());
+        }
+        c.free = state.free.clone();
+        for (page, ids) in &state.by_page {
+            if let Some(&id) = ids.iter().find(|&&id| !live(id)) {
+                return Err(format!(
+                    "code page {page:#x} lists block {id}, which is not cached"
+                ));
+            }
+            if c.by_page.insert(*page, ids.clone()).is_some() {
+                return Err(format!("code page {page:#x} is listed twice"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The instructions of a saved block, decoded from the same bytes as when it was cached:
+    /// its first page from `phys` on, then the next page if it spills there.
+    fn redecode(b: &BlockState, ram: &Ram) -> Option<Box<[Op]>> {
+        let len = b.len as usize;
+        if len == 0 || len > MAX_BLOCK || (b.phys ^ b.start) & (PAGE_SIZE - 1) != 0 {
+            return None;
+        }
+        let off = (b.phys & (PAGE_SIZE - 1)) as usize;
+        let mut bytes = vec![0u8; PAGE_SIZE as usize - off];
+        ram.read(b.phys, &mut bytes)?;
+        if let Some(next) = b.phys_next {
+            let mut more = vec![0u8; PAGE_SIZE as usize];
+            ram.read(next, &mut more)?;
+            bytes.extend_from_slice(&more);
+        }
+        // As much as `decode` fetches.
+        bytes.truncate(MAX_BLOCK * 15 + 15);
+        let mut decoder = Decoder::with_ip(64, &bytes, b.start, DecoderOptions::NONE);
+        let mut ops = Vec::with_capacity(len);
+        let mut ins = Instruction::default();
+        while ops.len() < len {
+            if !decoder.can_decode() {
+                return None;
+            }
+            decoder.decode_out(&mut ins);
+            if ins.code() == Code::INVALID
+                && decoder.last_error() == iced_x86::DecoderError::NoMoreBytes
+            {
+                return None;
+            }
+            let (op, stop) = make_op(ins);
+            ops.push(op);
+            if stop && ops.len() < len {
+                return None;
+            }
+        }
+        Some(ops.into_boxed_slice())
     }
 }

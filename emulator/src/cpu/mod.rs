@@ -11,12 +11,14 @@ pub mod interrupt;
 pub mod operand;
 mod ops;
 pub mod paging;
+pub mod persist;
 pub mod tlb;
 
 use crate::memory::{PAGE_SIZE, Ram};
 use decode::CodeCache;
 use iced_x86::Instruction;
 use paging::Access;
+use serde::{Deserialize, Serialize};
 use tlb::SoftTlb;
 
 pub use flags::*;
@@ -108,7 +110,7 @@ impl From<Fault> for Stop {
 pub type Result<T, E = Stop> = std::result::Result<T, E>;
 
 /// Whether a core runs, waits for an interrupt, or has stopped for good.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunState {
     Running,
     /// `hlt` with interrupts enabled: woken by an interrupt.
@@ -118,14 +120,16 @@ pub enum RunState {
 }
 
 /// A descriptor-table register (GDTR/IDTR).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableReg {
     pub base: u64,
     pub limit: u16,
 }
 
 /// One core's architectural state.
-#[derive(Clone)]
+/// Checkpoints save every field through serde (`persist`), except the soft TLB, whose host
+/// pointers are rebuilt from its translations.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Core {
     pub index: u32,
     pub gpr: [u64; 16],
@@ -168,10 +172,16 @@ pub struct Core {
     /// Retired instructions.
     pub instret: u64,
     pub state: RunState,
+    /// Cycles the clock jumped over while the core was halted or waiting to be started
+    /// (included in `cycles`).
+    pub halted_cycles: u64,
+    /// The local APIC (x2APIC mode).
+    pub apic: crate::apic::LocalApic,
     /// x2APIC id, socket and node, as BootInfo reports them.
     pub apic_id: u32,
     pub socket: u32,
     pub node: u32,
+    #[serde(skip)]
     pub(crate) tlb: SoftTlb,
     /// `Sys::code_epoch` when the write TLB was last checked against code pages.
     pub(crate) code_epoch: u64,
@@ -192,10 +202,16 @@ pub struct Sys {
     pub cpuid: CpuidInfo,
     /// The cache/memory/interconnect model; `None` in functional mode (fixed latencies).
     pub timing: Option<Box<crate::timing::TimingModel>>,
+    /// IPIs written by the running core, routed by the machine after its quantum.
+    pub apic_outbox: Vec<crate::apic::Ipi>,
+    /// What each core announced it runs (annotation port), and the work charged to domains.
+    pub domains: crate::domains::Domains,
+    /// Memory-mapped devices, the wires behind them and their event queue.
+    pub bus: crate::mmio::Bus,
 }
 
 /// What `cpuid` reports about the machine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuidInfo {
     pub ncores: u32,
     /// Largest core count of any socket (leaf 0xB level 1).
@@ -207,6 +223,7 @@ impl Sys {
     pub fn new(ram: Ram, io: crate::devices::Ports, cpuid: CpuidInfo) -> Self {
         let top = ram.ranges().iter().map(|r| r.end()).max().unwrap_or(0);
         let pages = top.div_ceil(PAGE_SIZE) as usize;
+        let ncores = cpuid.ncores as usize;
         Sys {
             ram,
             code_pages: vec![0; pages.div_ceil(64)],
@@ -216,6 +233,9 @@ impl Sys {
             io,
             cpuid,
             timing: None,
+            apic_outbox: Vec::new(),
+            domains: crate::domains::Domains::new(ncores),
+            bus: crate::mmio::Bus::default(),
         }
     }
 
@@ -277,6 +297,8 @@ impl Core {
             cycles: 0,
             instret: 0,
             state: RunState::Stopped,
+            halted_cycles: 0,
+            apic: crate::apic::LocalApic::new(apic_id, index == 0),
             apic_id,
             socket,
             node,
@@ -306,30 +328,88 @@ impl Core {
         Stop::Fault(f)
     }
 
+    /// A soft-TLB miss for a load: walks, then fills the TLB for RAM; a device window is
+    /// never cached (`Fill::Mmio`), so every access to it comes here and reaches the device.
     #[cold]
-    fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+    fn fill_read_any(&mut self, sys: &mut Sys, va: u64) -> Result<Fill> {
         let acc = self.access(false, false);
         let pa = self
             .translate(sys, va, acc)
             .map_err(|f| self.raise(f, va))?;
-        let host = sys
-            .ram
-            .host_page(pa, false)
-            .ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
+        let Some(host) = sys.ram.host_page(pa, false) else {
+            return if sys.bus.is_mmio(pa) {
+                Ok(Fill::Mmio(pa))
+            } else {
+                Err(Stop::Fault(Fault::new(MACHINE_CHECK)))
+            };
+        };
         self.tlb.fill_read(va, host, pa);
-        Ok(host)
+        Ok(Fill::Ram(host))
+    }
+
+    /// [`fill_read_any`](Self::fill_read_any) for callers that move RAM through host
+    /// pointers (string instructions): null for a device window, which they then access
+    /// element by element through `load`/`store`.
+    #[cold]
+    fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+        Ok(match self.fill_read_any(sys, va)? {
+            Fill::Ram(h) => h,
+            Fill::Mmio(_) => std::ptr::null_mut(),
+        })
+    }
+
+    /// [`fill_write_any`](Self::fill_write_any) as [`fill_read`](Self::fill_read) is to
+    /// [`fill_read_any`](Self::fill_read_any).
+    #[cold]
+    fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+        Ok(match self.fill_write_any(sys, va)? {
+            Fill::Ram(h) => h,
+            Fill::Mmio(_) => std::ptr::null_mut(),
+        })
+    }
+
+    /// An MMIO load of `size_of::<T>()` bytes: the core stalls for the device's round trip.
+    #[cold]
+    #[inline(never)]
+    fn mmio_load<T: Scalar>(&mut self, sys: &mut Sys, pa: u64) -> Result<T> {
+        let (v, stall) = sys
+            .bus
+            .read(pa, size_of::<T>() as u64, self.socket)
+            .map_err(Stop::Fault)?;
+        self.cycles += stall;
+        let mut buf = [0u8; 16];
+        buf[..8].copy_from_slice(&v.to_le_bytes());
+        // SAFETY: T is a plain integer type of at most 16 bytes (Scalar); the bus accepted
+        // at most 8.
+        Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const T) })
+    }
+
+    /// An MMIO store of `size_of::<T>()` bytes: posted, the device sees it a little later.
+    #[cold]
+    #[inline(never)]
+    fn mmio_store<T: Scalar>(&mut self, sys: &mut Sys, pa: u64, v: T) -> Result<()> {
+        let mut buf = [0u8; 16];
+        // SAFETY: T is a plain integer type of at most 16 bytes (Scalar).
+        unsafe { std::ptr::write_unaligned(buf.as_mut_ptr() as *mut T, v) };
+        let value = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+        sys.bus
+            .write(pa, size_of::<T>() as u64, value, self.cycles, self.socket)
+            .map_err(Stop::Fault)
     }
 
     #[cold]
-    fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
+    fn fill_write_any(&mut self, sys: &mut Sys, va: u64) -> Result<Fill> {
         let acc = self.access(true, false);
         let pa = self
             .translate(sys, va, acc)
             .map_err(|f| self.raise(f, va))?;
-        let host = sys
-            .ram
-            .host_page(pa, true)
-            .ok_or(Stop::Fault(Fault::new(MACHINE_CHECK)))?;
+        let Some(host) = sys.ram.host_page(pa, true) else {
+            return if sys.bus.is_mmio(pa) {
+                Ok(Fill::Mmio(pa))
+            } else {
+                Err(Stop::Fault(Fault::new(MACHINE_CHECK)))
+            };
+        };
         if sys.is_code_page(pa / PAGE_SIZE) {
             // Self-modifying code: never cache the translation, so every store to this page
             // comes here and invalidates the blocks decoded from it.
@@ -340,7 +420,7 @@ impl Core {
         } else {
             self.tlb.fill_write(va, host, pa);
         }
-        Ok(host)
+        Ok(Fill::Ram(host))
     }
 
     /// Charges the timing model for an access of `len` bytes at `va` (within one page, already
@@ -363,6 +443,41 @@ impl Core {
         }
     }
 
+    /// Reads guest bytes at linear `va` with the current privilege's rights, without faulting
+    /// or touching CR2 (for device protocols that ignore bad arguments). False if any byte is
+    /// not readable.
+    pub fn peek(&mut self, sys: &mut Sys, va: u64, buf: &mut [u8]) -> bool {
+        let acc = self.access(false, false);
+        for (i, b) in buf.iter_mut().enumerate() {
+            let a = va.wrapping_add(i as u64);
+            let Ok(pa) = self.translate(sys, a, acc) else {
+                return false;
+            };
+            let mut one = [0u8; 1];
+            if sys.ram.read(pa, &mut one).is_none() {
+                return false;
+            }
+            *b = one[0];
+        }
+        true
+    }
+
+    /// This core's cumulative counters, as domains are charged with them.
+    pub fn domain_counters(&self, sys: &Sys) -> crate::domains::DomainCounters {
+        let m = sys
+            .timing
+            .as_ref()
+            .map(|t| t.core_stats(self.index))
+            .unwrap_or_default();
+        crate::domains::DomainCounters {
+            cycles: self.cycles,
+            instructions: self.instret,
+            llc_misses: m.llc_misses,
+            remote_accesses: m.remote_accesses,
+            stall_cycles: m.stall_cycles,
+        }
+    }
+
     /// Checks that `len` bytes at `va` can be written, without writing (for instructions that
     /// must fault before changing any state).
     pub fn probe_write(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<()> {
@@ -382,7 +497,10 @@ impl Core {
         if off + size_of::<T>() <= PAGE_SIZE as usize {
             let host = match self.tlb.read(va) {
                 Some(h) => h,
-                None => self.fill_read(sys, va)?,
+                None => match self.fill_read_any(sys, va)? {
+                    Fill::Ram(h) => h,
+                    Fill::Mmio(pa) => return self.mmio_load(sys, pa),
+                },
             };
             if sys.timing.is_some() {
                 self.timed(sys, va, size_of::<T>() as u64, false);
@@ -412,7 +530,10 @@ impl Core {
         if off + size_of::<T>() <= PAGE_SIZE as usize {
             let host = match self.tlb.write(va) {
                 Some(h) => h,
-                None => self.fill_write(sys, va)?,
+                None => match self.fill_write_any(sys, va)? {
+                    Fill::Ram(h) => h,
+                    Fill::Mmio(pa) => return self.mmio_store(sys, pa, v),
+                },
             };
             if sys.timing.is_some() {
                 self.timed(sys, va, size_of::<T>() as u64, true);
@@ -531,6 +652,14 @@ pub const RBP: usize = 5;
 pub const RSI: usize = 6;
 pub const RDI: usize = 7;
 
+/// Where a soft-TLB miss found its page.
+enum Fill {
+    /// RAM, at this host address (now in the soft TLB).
+    Ram(*mut u8),
+    /// A device window, at this physical address (never cached).
+    Mmio(u64),
+}
+
 /// Integer types the memory path moves: plain little-endian bytes.
 pub trait Scalar: Copy + 'static {}
 impl Scalar for u8 {}
@@ -558,8 +687,17 @@ pub fn run_until(
         core.tlb.flush_write();
         core.code_epoch = sys.code_epoch;
     }
-    let target = core.instret + budget;
+    let mut target = core.instret + budget;
     while core.instret < target && core.cycles < cycle_limit {
+        // The local APIC's timers, IPIs and interrupt delivery: one comparison per block.
+        if core.cycles >= core.apic.next_event {
+            match crate::apic::service(core, sys) {
+                crate::apic::Serviced::Continue => {}
+                crate::apic::Serviced::Shadow => target = target.min(core.instret + 1),
+                crate::apic::Serviced::Yield => return None,
+                crate::apic::Serviced::Stop(stop) => return Some(stop),
+            }
+        }
         let block = match cache.lookup_or_decode(core, sys) {
             Ok(b) => b,
             Err(f) if core.idtr.limit != 0 => match core.raise_exception(sys, f) {

@@ -5,7 +5,8 @@
 //! level, so the tag carries that level: a translation checked for ring 0 is never used in
 //! ring 3. Reads through a write entry are allowed (a writable page is readable).
 
-use crate::memory::PAGE_SIZE;
+use crate::memory::{PAGE_SIZE, Ram};
+use serde::{Deserialize, Serialize};
 
 const ENTRIES: usize = 256;
 /// Tag bit of entries filled at CPL 3 (linear page numbers use at most 36 bits).
@@ -134,5 +135,64 @@ impl SoftTlb {
 impl Default for SoftTlb {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The translations of a [`SoftTlb`] without their host pointers: what a checkpoint keeps.
+/// Its contents decide which accesses walk the page tables, and walks are timed accesses
+/// that also set accessed/dirty bits, so a restored core needs the same entries to continue
+/// exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlbState {
+    mode: u64,
+    /// `(slot, tag, physical page)` of the filled entries of each half.
+    read: Vec<(u16, u64, u64)>,
+    write: Vec<(u16, u64, u64)>,
+}
+
+impl SoftTlb {
+    pub fn state(&self) -> TlbState {
+        let filled = |half: &[Entry; ENTRIES]| {
+            half.iter()
+                .enumerate()
+                .filter(|(_, e)| e.tag != u64::MAX)
+                .map(|(i, e)| (i as u16, e.tag, e.pa))
+                .collect()
+        };
+        TlbState {
+            mode: self.mode,
+            read: filled(&self.read),
+            write: filled(&self.write),
+        }
+    }
+
+    /// Rebuilds the entries of `state` with host pointers from `ram`; the pages of write
+    /// entries are marked written, as `fill_write` did. Errors say which entry does not fit.
+    pub fn from_state(state: &TlbState, ram: &mut Ram) -> Result<SoftTlb, String> {
+        if state.mode != 0 && state.mode != USER_TAG {
+            return Err(format!("soft TLB mode {:#x}", state.mode));
+        }
+        let mut tlb = SoftTlb::new();
+        tlb.mode = state.mode;
+        for (half, entries, write) in [
+            (&mut tlb.read, &state.read, false),
+            (&mut tlb.write, &state.write, true),
+        ] {
+            for &(slot, tag, pa) in entries {
+                // An entry sits in the slot of its page, tagged with this TLB's modes.
+                let fits = (slot as usize) < ENTRIES
+                    && tag & !USER_TAG < 1 << 52
+                    && (tag & !USER_TAG) as usize % ENTRIES == slot as usize
+                    && pa % PAGE_SIZE == 0;
+                let host = if fits { ram.host_page(pa, write) } else { None };
+                let Some(host) = host else {
+                    return Err(format!(
+                        "soft TLB entry {slot} (tag {tag:#x}) maps {pa:#x}, not a RAM page"
+                    ));
+                };
+                half[slot as usize] = Entry { tag, host, pa };
+            }
+        }
+        Ok(tlb)
     }
 }

@@ -965,6 +965,11 @@ impl TimingModel {
         }
     }
 
+    /// Core `core`'s counters so far (cheap: for per-domain attribution at every switch).
+    pub fn core_stats(&self, core: u32) -> CoreMemStats {
+        self.cores[core as usize].stats.clone()
+    }
+
     /// Mean occupancy of node `node`'s controller (requests waiting or in service) over the
     /// 256-cycle window holding `now`, as booked so far.
     pub fn queue_depth(&self, node: u32, now: u64) -> u32 {

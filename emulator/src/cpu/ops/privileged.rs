@@ -15,7 +15,7 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
         Code::Iretq => iretq,
         Code::Syscall => syscall,
         Code::Sysretq => sysretq,
-        Code::Ltr_rm16 => ltr,
+        Code::Ltr_rm16 | Code::Ltr_r32m16 | Code::Ltr_r64m16 => ltr,
         Code::Str_rm16 | Code::Str_r32m16 | Code::Str_r64m16 => str_,
         _ if ins.mnemonic() == Mnemonic::Mov => {
             let seg = |n: u32| {

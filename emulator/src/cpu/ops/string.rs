@@ -205,6 +205,10 @@ fn bulk<const OP: u8, const BITS: u32>(
         std::ptr::null_mut()
     };
     let dp = host_page(core, sys, d, true)?;
+    if (OP == MOVS && sp.is_null()) || dp.is_null() {
+        // A device window (MMIO): element by element through `load`/`store`.
+        return Ok(0);
+    }
     let bytes = n * size;
     let span = bytes - size;
     let (lo_s, lo_d) = if back {

@@ -91,7 +91,9 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
             // Family 6, model 0x55, stepping 4 (a Skylake-SP signature shape).
             let eax = (0x5 << 16) | (6 << 8) | (5 << 4) | 4;
             let ebx = ((c.apic_id & 0xFF) << 24) | (per_socket.min(255) << 16) | (8 << 8);
-            let ecx = 0; // no SSE3+, no CX16, no x2APIC yet, no hypervisor bit
+            // x2APIC and the TSC-deadline timer (crate::apic); no SSE3+, no CX16, no
+            // hypervisor bit.
+            let ecx = (1 << 21) | (1 << 24);
             let edx = (1 << 4) // TSC
                 | (1 << 5) // MSR
                 | (1 << 6) // PAE
@@ -181,6 +183,7 @@ fn rdmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
         MSR_GS_BASE => c.gs_base,
         MSR_KERNEL_GS_BASE => c.kernel_gs_base,
         MSR_TSC_AUX => c.tsc_aux,
+        msr if crate::apic::owns(msr) => crate::apic::rdmsr(c, msr).map_err(Stop::Fault)?,
         _ => return Err(gp0()),
     };
     c.gpr[RAX] = v as u32 as u64;
@@ -188,7 +191,7 @@ fn rdmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     Ok(())
 }
 
-fn wrmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+fn wrmsr(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     let v = (c.gpr[RDX] << 32) | (c.gpr[RAX] as u32 as u64);
     match c.gpr[RCX] as u32 {
@@ -210,6 +213,7 @@ fn wrmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
         MSR_GS_BASE => c.gs_base = v,
         MSR_KERNEL_GS_BASE => c.kernel_gs_base = v,
         MSR_TSC_AUX if v >> 32 == 0 => c.tsc_aux = v,
+        msr if crate::apic::owns(msr) => crate::apic::wrmsr(c, s, msr, v).map_err(Stop::Fault)?,
         _ => return Err(gp0()),
     }
     Ok(())
@@ -315,9 +319,36 @@ fn out(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
     let port = port_of(c, ins, 0);
     let size = ins.op1_register().size() as u32;
     let v = (c.gpr[RAX] & mask(size * 8)) as u32;
+    if port == abi::ports::ANNOTATE {
+        annotate(c, s, v);
+        return Ok(());
+    }
     match s.io.out(port, v, size) {
         OutEffect::None => Ok(()),
         OutEffect::Exit(code) => Err(Stop::Exit(code)),
+    }
+}
+
+/// The annotation port (`abi::annotate`): no architectural effect, bad arguments ignored.
+fn annotate(c: &mut Core, s: &mut Sys, cmd: u32) {
+    use abi::annotate::{MAX_NAME, NAME_DOMAIN, RUN};
+    match cmd {
+        NAME_DOMAIN if c.gpr[RDX] <= MAX_NAME => {
+            let mut name = vec![0u8; c.gpr[RDX] as usize];
+            let read = c.peek(s, c.gpr[crate::cpu::RSI], &mut name);
+            match String::from_utf8(name) {
+                Ok(name) if read => {
+                    s.domains.names.insert(c.gpr[crate::cpu::RDI] as u32, name);
+                }
+                _ => s.domains.ignored += 1,
+            }
+        }
+        RUN => {
+            let now = c.domain_counters(s);
+            let (domain, vcpu) = (c.gpr[crate::cpu::RDI] as u32, c.gpr[crate::cpu::RSI] as u32);
+            s.domains.switch(c.index as usize, domain, vcpu, now);
+        }
+        _ => s.domains.ignored += 1,
     }
 }
 
@@ -350,10 +381,15 @@ fn cli(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     Ok(())
 }
 
-fn sti(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
+fn sti(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     io_allowed(c)?;
-    // Interrupts are recognised only after the next instruction (SDM STI).
-    c.shadow |= c.rflags & IF == 0;
+    // Interrupts are recognised only after the next instruction (SDM STI): end the block and
+    // have the APIC look at the boundary, where it sees the shadow (crate::apic::service).
+    if c.rflags & IF == 0 {
+        c.shadow = true;
+        c.apic.next_event = 0;
+        s.end_block = true;
+    }
     c.rflags |= IF;
     Ok(())
 }
@@ -408,7 +444,11 @@ mod tests {
         }
         assert_eq!(r[3] & 1, 0, "no x87: it is not implemented");
         assert_eq!(r[3] & (1 << 23), 0, "no MMX: it is not implemented");
-        assert_eq!(r[2], 0, "no SSE3+, CX16, POPCNT");
+        assert_eq!(
+            r[2],
+            (1 << 21) | (1 << 24),
+            "x2APIC, TSC-deadline; no SSE3+, CX16, POPCNT"
+        );
         let r = cpuid_leaf(&c, &INFO, 0x8000_0001, 0);
         assert_ne!(r[3] & (1 << 27), 0, "RDTSCP");
         assert_ne!(r[3] & (1 << 29), 0, "long mode");
