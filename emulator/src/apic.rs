@@ -612,7 +612,8 @@ pub enum Serviced {
 /// `RFLAGS.IF` = 1 and the core is not in an interrupt shadow. A shadow ends here either way:
 /// `sti` ends its block and asks for this check, so a shadow seen here is that of the
 /// instruction just before; with an interrupt pending, the block loop runs exactly one more
-/// instruction ([`Serviced::Shadow`]) before it looks again (SDM Vol. 3A §6.8.3).
+/// instruction ([`Serviced::Shadow`]) before it looks again (SDM Vol. 3A §6.8.3). A load of
+/// SS does not end its block, so its shadow may hold an interrupt off a few instructions longer.
 #[cold]
 #[inline(never)]
 pub fn service(core: &mut Core, sys: &mut Sys) -> Serviced {
@@ -708,6 +709,13 @@ pub fn route(cores: &mut [Core], ipi: &Ipi) {
             _ => {}
         }
     }
+}
+
+/// A fixed interrupt from a device (the NIC, …) raised at `time` on `core`: an edge-triggered
+/// vector in its IRR once its clock reaches `time`; a halted core wakes then.
+pub fn interrupt(core: &mut Core, time: u64, vector: u8) {
+    let now = core.cycles;
+    core.apic.post(time, vector, now);
 }
 
 /// INIT: the core's registers and APIC return to their power-up state (its clock and

@@ -34,12 +34,37 @@ impl<E> PartialEq for Entry<E> {
 impl<E> Eq for Entry<E> {}
 
 /// A queue of timed events. Sequence numbers are unique, so the order in which events come
-/// out is fully determined by (time, seq), whatever the heap's internal layout (which a
-/// checkpoint may rebuild differently).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// out is fully determined by (time, seq), whatever the heap's internal layout. Serialised
+/// in that order (a canonical form: saving a restored queue gives the same bytes).
+#[derive(Clone, Debug)]
 pub struct EventQueue<E> {
     heap: BinaryHeap<Entry<E>>,
     next_seq: u64,
+}
+
+impl<E: Serialize> Serialize for EventQueue<E> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<&Entry<E>> = self.heap.iter().collect();
+        entries.sort_unstable_by_key(|e| (e.time, e.seq));
+        (self.next_seq, entries).serialize(s)
+    }
+}
+
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventQueue<E> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (next_seq, entries): (u64, Vec<Entry<E>>) = Deserialize::deserialize(d)?;
+        let mut seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        seqs.sort_unstable();
+        if seqs.windows(2).any(|w| w[0] == w[1]) || seqs.last().is_some_and(|&s| s >= next_seq) {
+            return Err(serde::de::Error::custom(
+                "event queue: sequence numbers must be unique and below the next one",
+            ));
+        }
+        Ok(EventQueue {
+            heap: entries.into(),
+            next_seq,
+        })
+    }
 }
 
 impl<E> Default for EventQueue<E> {
@@ -114,6 +139,8 @@ mod tests {
         }
         let text = ron::to_string(&q).unwrap();
         let mut r: EventQueue<usize> = ron::from_str(&text).unwrap();
+        assert_eq!(ron::to_string(&r).unwrap(), text, "canonical form");
+        assert!(ron::from_str::<EventQueue<usize>>("(1, [(time: 0, seq: 1, event: 0)])").is_err());
         let drain = |q: &mut EventQueue<usize>| {
             std::iter::from_fn(|| q.pop_due(u64::MAX)).collect::<Vec<_>>()
         };

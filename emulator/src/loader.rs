@@ -313,14 +313,14 @@ pub fn load(
         put(
             ram,
             pml4 + p * 8,
-            &(pdpt_base + p * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes(),
+            &((pdpt_base + p * PAGE_SIZE) | PTE_P | PTE_W).to_le_bytes(),
         );
     }
     for g in 0..gibs {
         put(
             ram,
             pdpt_base + g * 8,
-            &(pd_base + g * PAGE_SIZE | PTE_P | PTE_W).to_le_bytes(),
+            &((pd_base + g * PAGE_SIZE) | PTE_P | PTE_W).to_le_bytes(),
         );
         let mut pd = vec![0u8; PAGE_SIZE as usize];
         for e in 0..512u64 {

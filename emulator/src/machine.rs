@@ -219,8 +219,18 @@ impl Machine {
                 .map(|c| c.state == RunState::Running)
                 .collect();
             let end_ns = (end as f64 * self.ns_per_cycle()) as u64;
-            self.samples
-                .push(end_ns, self.instructions, instr, busy, &t, depths);
+            let domains = self
+                .sys
+                .domains
+                .running
+                .iter()
+                .map(|r| {
+                    (r.domain != abi::annotate::NO_DOMAIN).then(|| {
+                        self.sys.domains.names.get(&r.domain).cloned().unwrap_or_else(|| r.domain.to_string())
+                    })
+                })
+                .collect();
+            self.samples.push(end_ns, self.instructions, instr, busy, domains, &t, depths);
             if finished && end == now {
                 break;
             }
@@ -366,20 +376,25 @@ impl Machine {
         self.end.clone()
     }
 
-    /// Simulated time as the schedule sees it: the clock of the slowest running core (the
-    /// one that runs next), or the furthest clock once no core runs.
+    /// Simulated time as the schedule sees it: the time of the next thing it does — the
+    /// slowest running core's clock, a halted core's wake-up, a device event (as in
+    /// `next_core`) — or the furthest clock once nothing is left to do.
     pub fn now(&self) -> u64 {
-        self.cores
-            .iter()
-            .filter(|c| c.state == RunState::Running)
-            .map(|c| c.cycles)
+        let cores = self.cores.iter().filter_map(|c| match c.state {
+            RunState::Running => Some(c.cycles),
+            RunState::Waiting => c.apic.wake_time().map(|t| t.max(c.cycles)),
+            RunState::Stopped => None,
+        });
+        cores
+            .chain(self.sys.bus.next_event_time())
             .min()
             .unwrap_or_else(|| self.cycles())
     }
 
-    /// Runs until simulated time ([`now`](Self::now)) reaches `cycle` — every running core's
-    /// clock is at or past it — or the run ends; stops between two quanta, so the schedule is
-    /// that of an uninterrupted run (where checkpoints are taken). Returns the end, if reached.
+    /// Runs until simulated time ([`now`](Self::now)) reaches `cycle` — every core that runs
+    /// or will wake, and every device event, is at or past it — or the run ends. It stops
+    /// between two quanta, so the schedule is that of an uninterrupted run: checkpoints are
+    /// taken there. Returns the end, if reached.
     pub fn run_until_cycle(&mut self, cycle: u64, limit: Option<u64>) -> Option<RunEnd> {
         while self.end.is_none() && self.now() < cycle {
             if let Some(end) = self.step(limit) {

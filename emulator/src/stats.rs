@@ -101,6 +101,9 @@ pub struct Sample {
     pub core_instructions: Vec<u64>,
     /// Whether each core was running (not halted) at the end of the epoch.
     pub core_busy: Vec<bool>,
+    /// The domain each core had announced at the end of the epoch (annotation port): its
+    /// name, or its number if unnamed; `None` before any announcement.
+    pub core_domains: Vec<Option<String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -124,12 +127,14 @@ pub struct StatsRing {
 
 impl StatsRing {
     /// Records the epoch ending at `end_ns` from cumulative counters.
+    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
         end_ns: u64,
         instructions: u64,
         core_instr: Vec<u64>,
         core_busy: Vec<bool>,
+        core_domains: Vec<Option<String>>,
         t: &TimingStats,
         depths: Vec<u32>,
     ) {
@@ -191,6 +196,7 @@ impl StatsRing {
             link_bytes,
             core_instructions: core_instr.iter().zip(&pc).map(|(a, b)| a - b).collect(),
             core_busy,
+            core_domains,
         };
         if self.samples.len() == RING_CAPACITY {
             self.samples.pop_front();

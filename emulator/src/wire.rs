@@ -221,9 +221,10 @@ pub struct WireStats {
 /// One direction of the link.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Direction {
-    /// When the last frame handed over has left, in cycles × 2^32 (exact: back-to-back
-    /// frames do not accumulate rounding).
-    free_at_q32: u128,
+    /// When the last frame handed over has left: whole cycles and the fraction of the next
+    /// in units of 2^-32 (exact: back-to-back frames do not accumulate rounding).
+    free_at: u64,
+    free_frac: u32,
 }
 
 /// A full-duplex link and the endpoints on its far side.
@@ -274,9 +275,11 @@ impl Wire {
         len: u64,
     ) -> u64 {
         let bytes = len.max(MIN_FRAME_BYTES) + OVERHEAD_BYTES;
-        let start = ((now as u128) << 32).max(dir.free_at_q32);
-        dir.free_at_q32 = start + bytes as u128 * cycles_per_byte_q32 as u128;
-        (dir.free_at_q32.div_ceil(1 << 32)) as u64 + latency
+        let free = ((dir.free_at as u128) << 32) | dir.free_frac as u128;
+        let end = ((now as u128) << 32).max(free) + bytes as u128 * cycles_per_byte_q32 as u128;
+        dir.free_at = (end >> 32) as u64;
+        dir.free_frac = end as u32;
+        end.div_ceil(1 << 32) as u64 + latency
     }
 
     /// A frame of `len` bytes handed to the wire by the NIC at `now`: when it arrives at the

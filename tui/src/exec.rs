@@ -4,7 +4,7 @@
 use emulator::machine::status;
 use emulator::{Machine, MachineDesc, RunEnd};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -31,9 +31,27 @@ pub struct ExecArgs {
     /// The command line handed to the image in BootInfo.
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// The static x86-64 ELF image to run.
-    #[arg(value_name = "IMAGE.elf")]
-    pub image: PathBuf,
+    /// Run to the first quantum boundary at or after simulated cycle CYCLE, write a
+    /// checkpoint of the whole machine there (--checkpoint FILE), and go on.
+    #[arg(long, value_name = "CYCLE", requires = "checkpoint")]
+    pub checkpoint_at: Option<u64>,
+    /// Where --checkpoint-at writes its checkpoint (`--restore FILE` continues from it).
+    #[arg(long, value_name = "FILE", requires = "checkpoint_at")]
+    pub checkpoint: Option<PathBuf>,
+    /// End once the checkpoint is written (exit status 0) instead of running on.
+    #[arg(long, requires = "checkpoint_at")]
+    pub stop_after_checkpoint: bool,
+    /// Continue the run a checkpoint file holds (its machine, image and timing mode come
+    /// from the file) instead of starting IMAGE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["image", "machine", "bsp_only", "cmdline", "timing"]
+    )]
+    pub restore: Option<PathBuf>,
+    /// The static x86-64 ELF image to run (none with --restore).
+    #[arg(value_name = "IMAGE.elf", required_unless_present = "restore")]
+    pub image: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,67 +62,101 @@ pub enum Timing {
 
 /// Instructions between two flushes of the guest console to stdout.
 const CHUNK: u64 = 20_000_000;
+/// Simulated cycles between two flushes on the way to a checkpoint.
+const CHUNK_CYCLES: u64 = 20_000_000;
+
+/// Prints an error about `path` and its causes on one line.
+fn report_file_error(path: &Path, e: &dyn std::error::Error) {
+    let mut line = format!("pvmlab: error: {}: {e}", path.display());
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line += &format!(": {c}");
+        cause = c.source();
+    }
+    eprintln!("{line}");
+}
 
 pub fn run(args: &ExecArgs) -> i32 {
-    let desc = match MachineDesc::load(&args.machine) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::report_error(&e);
-            return status::BAD_INPUT;
-        }
+    let mut m = match &args.restore {
+        Some(path) => match Machine::restore_file(path) {
+            Ok(m) => m,
+            Err(e) => {
+                report_file_error(path, &e);
+                return status::BAD_INPUT;
+            }
+        },
+        None => match start(args) {
+            Ok(m) => m,
+            Err(status) => return status,
+        },
     };
-    let image = match std::fs::read(&args.image) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("pvmlab: error: cannot read {}: {e}", args.image.display());
-            return status::BAD_INPUT;
-        }
-    };
-    let mut m = match Machine::new(&desc) {
-        Ok(m) => m,
-        Err(e) => {
-            crate::report_error(&e);
-            return status::BAD_INPUT;
-        }
-    };
-    if args.timing == Timing::On {
-        m.enable_timing();
-    }
-    if let Err(e) = m.load_elf(&image, args.bsp_only, &args.cmdline) {
-        eprintln!("pvmlab: error: {}: {e}", args.image.display());
-        return status::BAD_INPUT;
-    }
     // Host time is measured for the report only; it never reaches the simulation.
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
-    let end = loop {
-        let end = m.run_for(CHUNK, args.max_instructions);
+    // A closed stdout (e.g. `| head`) must not stop or crash the run.
+    let mut flush = |m: &mut Machine| {
         let bytes = std::mem::take(&mut m.sys.io.console);
-        // A closed stdout (e.g. `| head`) must not stop or crash the run.
         let _ = out.write_all(&bytes).and_then(|_| out.flush());
-        if let Some(end) = end {
-            break end;
+    };
+    let mut stopped = false;
+    if let (Some(at), Some(path)) = (args.checkpoint_at, &args.checkpoint) {
+        // In pieces, so that the console streams meanwhile; stopping between quanta never
+        // changes the schedule.
+        while m.end().is_none() && m.now() < at {
+            m.run_until_cycle(at.min(m.now().saturating_add(CHUNK_CYCLES)), args.max_instructions);
+            flush(&mut m);
+        }
+        // The console is flushed: a restored run prints what comes after.
+        if let Err(e) = m.save_checkpoint(path) {
+            report_file_error(path, &e);
+            return status::BAD_INPUT;
+        }
+        if m.end().is_some() {
+            eprintln!(
+                "pvmlab: the run ended at cycle {}, before cycle {at}: the checkpoint holds its end",
+                m.cycles()
+            );
+        } else if args.stats {
+            eprintln!(
+                "pvmlab: checkpoint at cycle {} ({} instructions) written to {}",
+                m.now(),
+                m.instructions,
+                path.display()
+            );
+        }
+        stopped = args.stop_after_checkpoint && m.end().is_none();
+    }
+    let end = if stopped {
+        None
+    } else {
+        loop {
+            let end = m.run_for(CHUNK, args.max_instructions);
+            flush(&mut m);
+            if end.is_some() {
+                break end;
+            }
         }
     };
     let secs = start.elapsed().as_secs_f64();
     match &end {
-        RunEnd::Exit(v) => {
+        None => {}
+        Some(RunEnd::Exit(v)) => {
             if *v > 0xFF || args.stats {
                 eprintln!("pvmlab: exit port: {v:#x} (status {})", v & 0xFF);
             }
         }
-        RunEnd::AllHalted => {
+        Some(RunEnd::AllHalted) => {
             if args.stats {
                 eprintln!("pvmlab: every core halted");
             }
         }
-        RunEnd::InstructionLimit => {
+        Some(RunEnd::InstructionLimit) => {
             eprintln!(
                 "pvmlab: stopped after {} instructions (--max-instructions)",
                 m.instructions
             );
         }
-        RunEnd::Fault { report, .. } => eprintln!("pvmlab: {report}"),
+        Some(RunEnd::Fault { report, .. }) => eprintln!("pvmlab: {report}"),
     }
     let report = m.report(secs);
     if args.stats {
@@ -123,5 +175,43 @@ pub fn run(args: &ExecArgs) -> i32 {
             return status::BAD_INPUT;
         }
     }
-    end.exit_status()
+    end.map_or(0, |e| e.exit_status())
+}
+
+/// A new machine with the image of `args` loaded, or the exit status of a bad input.
+fn start(args: &ExecArgs) -> Result<Machine, i32> {
+    // clap requires IMAGE unless --restore is given.
+    let Some(image_path) = &args.image else {
+        eprintln!("pvmlab: error: no IMAGE to run");
+        return Err(status::BAD_INPUT);
+    };
+    let desc = match MachineDesc::load(&args.machine) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::report_error(&e);
+            return Err(status::BAD_INPUT);
+        }
+    };
+    let image = match std::fs::read(image_path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("pvmlab: error: cannot read {}: {e}", image_path.display());
+            return Err(status::BAD_INPUT);
+        }
+    };
+    let mut m = match Machine::new(&desc) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::report_error(&e);
+            return Err(status::BAD_INPUT);
+        }
+    };
+    if args.timing == Timing::On {
+        m.enable_timing();
+    }
+    if let Err(e) = m.load_elf(&image, args.bsp_only, &args.cmdline) {
+        eprintln!("pvmlab: error: {}: {e}", image_path.display());
+        return Err(status::BAD_INPUT);
+    }
+    Ok(m)
 }

@@ -3,3 +3,4 @@
 //! The images are built by this crate's build script; see [`images`].
 
 pub mod images;
+pub mod udpgen;

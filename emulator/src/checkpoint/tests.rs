@@ -90,6 +90,14 @@ fn machine(preset: &str, timing: bool, iterations: u32) -> Machine {
     m
 }
 
+/// Asserts `a == b` without printing megabytes when they differ.
+fn same_bytes(a: &[u8], b: &[u8], what: &str) {
+    if let Some(at) = a.iter().zip(b).position(|(x, y)| x != y) {
+        panic!("{what}: differs at byte {at} of {}", a.len());
+    }
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+}
+
 /// What a finished run shows.
 #[derive(Debug, PartialEq)]
 struct Finish {
@@ -142,17 +150,13 @@ fn restored_runs_continue_exactly(preset: &str, timing: bool) {
         let console = std::mem::take(&mut m.sys.io.console);
         let bytes = m.checkpoint();
         let mut r = Machine::restore(&bytes).unwrap_or_else(|e| panic!("restore at {at}: {e}"));
-        assert_eq!(
-            r.checkpoint(),
-            bytes,
-            "a restored machine checkpoints the same ({at})"
-        );
+        same_bytes(&r.checkpoint(), &bytes, &format!("a restored machine's checkpoint ({at})"));
         let (restored, restored_last) = finish(&mut r, console.clone());
         assert_eq!(
             restored, reference,
             "{preset}, timing {timing}, checkpoint at {at}"
         );
-        assert!(restored_last == last, "same final state ({at})");
+        same_bytes(&restored_last, &last, &format!("the final state ({at})"));
         // The machine checkpointed from goes on undisturbed.
         let (original, _) = finish(&mut m, console);
         assert_eq!(original, reference);
@@ -259,7 +263,7 @@ fn checkpoints_round_trip_and_describe_their_sections() {
     assert!(!mem.is_empty());
     let m = Machine::restore(&bytes).unwrap();
     assert!(m.timing_enabled());
-    assert_eq!(m.checkpoint(), bytes);
+    same_bytes(&m.checkpoint(), &bytes, "round trip");
 }
 
 #[test]
@@ -367,7 +371,7 @@ fn files_round_trip_and_oversized_files_are_refused_before_reading() {
     m.save_checkpoint(&path).unwrap();
     assert!(!dir.join("a.ck.tmp").exists());
     let r = Machine::restore_file(&path).unwrap();
-    assert_eq!(r.checkpoint(), m.checkpoint());
+    same_bytes(&r.checkpoint(), &m.checkpoint(), "through a file");
 
     // A sparse file far over the limit, with a valid header: refused from its size alone.
     let big = dir.join("big.ck");

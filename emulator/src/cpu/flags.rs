@@ -68,7 +68,7 @@ const fn parity_table() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = ((i as u32).count_ones() % 2 == 0) as u8;
+        t[i] = (i as u32).count_ones().is_multiple_of(2) as u8;
         i += 1;
     }
     t

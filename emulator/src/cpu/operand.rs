@@ -27,14 +27,13 @@ static GPR_INDEX: [u8; 256] = {
             r - R32
         } else if r >= R16 {
             r - R16
-        } else if r >= AH && r <= BH {
+        } else if AH <= r && r <= BH {
             r - AH
         } else if r > BH {
             r - 5
-        } else if r >= AL {
-            r - AL
         } else {
-            0
+            // AL..=BL; `None` (0) maps to 0, never used.
+            r.saturating_sub(AL)
         } & 15) as u8;
         r += 1;
     }

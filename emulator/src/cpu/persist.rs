@@ -34,8 +34,7 @@ impl Persist for Core {
     fn restore(ram: &mut Ram, state: CoreState) -> Result<Core, CheckpointError> {
         let mut core = state.core;
         let index = core.index;
-        let _ = SoftTlb::from_state(&state.tlb, ram);
-        core.tlb = SoftTlb::from_state(&Default::default(), ram)
+        core.tlb = SoftTlb::from_state(&state.tlb, ram)
             .map_err(|m| CheckpointError::inconsistent(format!("core {index}: {m}")))?;
         Ok(core)
     }

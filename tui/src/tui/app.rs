@@ -258,6 +258,7 @@ impl App {
             } => {
                 self.instructions = instructions;
                 for s in samples {
+                    self.domains.clone_from(&s.core_domains);
                     if self.history.len() == HISTORY {
                         self.history.pop_front();
                     }

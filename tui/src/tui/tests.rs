@@ -228,6 +228,7 @@ fn synthetic(epoch: u64, local: u64, remote: u64, queue: u32) -> Sample {
         link_bytes: vec![0, remote],
         core_instructions: vec![1000; 8],
         core_busy: vec![true, true, true, true, true, true, false, false],
+        core_domains: vec![None; 8],
     }
 }
 
@@ -360,7 +361,10 @@ fn cores_show_their_domain_once_the_machine_knows_it() {
         text.contains("core 1  ● busy") && text.contains("dom —"),
         "{text}"
     );
-    app.domains[1] = Some("pvm".into());
+    // What the machine announces arrives with the epochs (from the annotation port).
+    let mut s = synthetic(1000, 0, 0, 0);
+    s.core_domains[1] = Some("pvm".into());
+    app.on_sim(SimEvent::Epochs { samples: vec![s], console: vec![], instructions: 0 });
     let text = format!("{}", frame(&app, 120, 40).backend());
     let line = text.lines().find(|l| l.contains("core 1 ")).unwrap();
     assert!(line.contains("dom pvm"), "{line}");

@@ -482,3 +482,37 @@ fn dma_is_memory_traffic_at_the_buffers_node_and_takes_its_time() {
     assert!(none.is_none());
     assert_eq!(functional.rx_packets, 8);
 }
+
+#[test]
+fn device_state_round_trips_through_a_checkpoint_encoding() {
+    let mut s = sys(false);
+    setup_queue(&mut s, 0, 0x20_0000, 4, 2048);
+    wr(&mut s, reg::CTRL, reg::CTRL_ENABLE);
+    let ep = Script {
+        to_send: (0..3)
+            .map(|i| (i * 500, frame(NIC_MAC, PEER, 80)))
+            .collect(),
+        ..Script::default()
+    };
+    s.bus.attach_endpoint(0, Box::new(ep.clone()), 0);
+    // Mid-flight: frames on the wire, write-backs pending.
+    Bus::run_events(&mut s, 3500);
+    assert!(s.bus.pending_events() > 0);
+    let bytes = postcard::to_allocvec(&s.bus).unwrap();
+    let mut restored: Bus = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(postcard::to_allocvec(&restored).unwrap(), bytes);
+    assert_eq!(restored.wires[0].detached(), [0]);
+    restored.wires[0].restore_endpoint(0, Box::new(ep)).unwrap();
+    // The restored devices go on to the same end as the original would.
+    let mut original = s.bus.clone();
+    s.bus = restored;
+    Bus::run_events(&mut s, u64::MAX);
+    assert_eq!(rd(&mut s, reg::RX_PACKETS), 3);
+    assert_eq!(desc_at(&s, 0x20_0000 + 32).status, reg::DD | reg::EOP);
+    std::mem::swap(&mut s.bus, &mut original);
+    Bus::run_events(&mut s, u64::MAX);
+    assert_eq!(
+        postcard::to_allocvec(&s.bus).unwrap(),
+        postcard::to_allocvec(&original).unwrap()
+    );
+}

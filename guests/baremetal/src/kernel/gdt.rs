@@ -136,7 +136,10 @@ pub fn set_rsp0(core: usize, rsp0: u64) {
 /// register (CS through IRETQ, the 64-bit stand-in for a far jump) and loads the task
 /// register. The GDT entries of other cores are untouched.
 pub fn init(core: usize) {
-    assert!(core < MAX_CORES, "core {core}: the kernel has room for {MAX_CORES} cores");
+    assert!(
+        core < MAX_CORES,
+        "core {core}: the kernel has room for {MAX_CORES} cores"
+    );
     let tss = {
         set_rsp0(core, kernel_stack(core).1);
         // SAFETY: as in `set_rsp0`.
@@ -146,10 +149,8 @@ pub fn init(core: usize) {
         }
     };
     // Available 64-bit TSS (type 9), present, limit 103 (SDM Vol. 3A Figure 8-4).
-    let low = (TSS_SIZE as u64 - 1)
-        | (tss & 0xFF_FFFF) << 16
-        | 0x89 << 40
-        | (tss >> 24 & 0xFF) << 56;
+    let low =
+        (TSS_SIZE as u64 - 1) | (tss & 0xFF_FFFF) << 16 | 0x89 << 40 | (tss >> 24 & 0xFF) << 56;
     let at = tss_selector(core) as usize / 8;
     // SAFETY: this core's own two descriptor slots; no one uses them before the `ltr` below.
     unsafe {

@@ -166,11 +166,15 @@ pub fn init() {
 
 /// Sets or clears the present bit of `vector`'s gate (for the kernel's deliberate failures).
 pub fn set_present(vector: u8, present: bool) {
-    // SAFETY: a single-byte change of a gate; the CPU reads the gate when it next delivers.
+    // SAFETY: one bit of a gate the kernel owns; the CPU reads the gate when it next delivers.
     unsafe {
         let g = &raw mut (*IDT.get()).0[vector as usize][0];
         let bit = 1u64 << 47;
-        g.write_volatile(if present { g.read_volatile() | bit } else { g.read_volatile() & !bit });
+        g.write_volatile(if present {
+            g.read_volatile() | bit
+        } else {
+            g.read_volatile() & !bit
+        });
     }
 }
 

@@ -26,6 +26,9 @@ pub mod id {
     pub const MOVAPS: u64 = 16;
     pub const DOUBLE_FAULT: u64 = 17;
     pub const KERNEL_WP: u64 = 18;
+    pub const RESERVED_BIT: u64 = 19;
+    pub const NON_CANONICAL: u64 = 20;
+    pub const SYSCALL_DISABLED: u64 = 21;
 }
 
 /// One handled event.

@@ -1,7 +1,17 @@
-//! A bare-metal mini kernel that exercises the privileged platform (issue 4, item 6): its own
-//! GDT and TSS, 4-level page tables and IDT, `syscall`/`sysret` with `swapgs`, a ring-3
-//! program that faults on purpose in every way the kernel then checks, and a kernel stack
-//! overflow caught by #DF on an IST stack.
+//! A bare-metal mini kernel that exercises the privileged platform (issue 4, item 6):
+//!
+//! 1. its own GDT and TSS (`gdt`), 4-level page tables with 4 KiB, 2 MiB and 1 GiB pages
+//!    (`paging`), IDT (`idt`) and `syscall`/`sysret` with `swapgs` (`syscall`, `percpu`);
+//! 2. faults in ring 0 (`syscall` with EFER.SCE clear, CR0.WP, a reserved bit);
+//! 3. a ring-3 program (`user`) that makes system calls and faults on purpose in every way
+//!    the kernel then checks — a page fault fixed by mapping the page, privileged
+//!    instructions, read-only, supervisor and NX pages, INT n through gates of DPL 3 and 0,
+//!    #BP, #DE, #UD, misaligned `movaps`, a non-canonical address — and ends with a kernel
+//!    stack overflow caught by #DF on an IST stack;
+//! 4. the x2APIC timer in periodic mode while a ring-3 program spins, one-shot and
+//!    TSC-deadline modes (`apic`);
+//! 5. the other cores started by INIT and start-up IPIs, a token passed round them by IPI
+//!    (across sockets on `2s`), and a broadcast IPI (`smp`).
 //!
 //! It prints `ok N what` (or `not ok N what`, with what it saw) for every point and exits 0
 //! only if all passed. The command line selects a deliberate failure instead:
@@ -86,65 +96,11 @@ pub fn main(boot: &Boot) -> u32 {
     println!("kernel: core {core} of {}, mode {mode:?}", boot.ncores());
     let mut c = Checks { n: 0, failed: 0 };
 
-    gdt::init(core);
-    let [cs, ss, ds, es] = segments();
-    check!(
-        c,
-        [cs, ss, ds, es] == [gdt::KERNEL_CS, gdt::KERNEL_DS, gdt::KERNEL_DS, gdt::KERNEL_DS],
-        "GDT loaded, segments reloaded: cs {cs:#x} ss {ss:#x} ds {ds:#x} es {es:#x}"
-    );
-    let (tr, ty) = (str_(), gdt::tss_type(core));
-    check!(
-        c,
-        tr == gdt::tss_selector(core) && ty == 0xB,
-        "TSS loaded: str {tr:#x}, descriptor type {ty:#x} (busy)"
-    );
-
-    paging::init(boot);
-    check_paging(&mut c);
-
-    if mode != Mode::NoIdt {
-        idt::init();
-        idt::load();
-        let (limit, base) = sidt();
-        check!(c, limit == 0xFFF && base == idt::base(), "IDT loaded: sidt reads limit {limit:#x}");
-    }
-    syscall::init();
-    percpu::init(core);
-    let (star, lstar, fmask) = (rdmsr(arch::MSR_STAR), rdmsr(arch::MSR_LSTAR), rdmsr(arch::MSR_FMASK));
-    let sce_nxe = arch::EFER_SCE | arch::EFER_NXE;
-    check!(
-        c,
-        rdmsr(arch::MSR_EFER) & sce_nxe == sce_nxe
-            && star == 0x0023_0010_0000_0000
-            && lstar != 0
-            && fmask == 0x4_0700,
-        "syscall MSRs: EFER.SCE and NXE set, STAR {star:#x}, FMASK {fmask:#x}"
-    );
-
+    set_up(&mut c, boot, mode);
     if mode != Mode::All {
-        if mode != Mode::NoIdt {
-            idt::set_present(idt::GP, false);
-        }
-        if mode == Mode::Triple {
-            idt::set_present(idt::DF, false);
-        }
-        println!("kernel: ring 3 runs hlt ({mode:?})");
-        let status = syscall::enter_user(user::hlt_entry(), USER_STACK_TOP);
-        println!("kernel: the ring-3 program came back with status {status}, unexpectedly");
-        return EXIT_FAILED;
+        return deliberate_failure(mode);
     }
-
-    // Ring 0 takes a #PF too: with CR0.WP, even the kernel may not write a read-only page.
-    let wrote = user::probe_write(USER_RO, 1);
-    let e = log::one(id::KERNEL_WP).unwrap_or_default();
-    check!(
-        c,
-        !wrote && e.vector == idt::PF && e.error == 0x3 && e.cr2 == USER_RO && e.cs & 3 == 0,
-        "ring-0 write to a read-only page (CR0.WP): #PF error {:#x} at {:#x}",
-        e.error,
-        e.cr2
-    );
+    check_ring0_faults(&mut c);
 
     paging::clear_accessed_dirty();
     println!("kernel: entering ring 3");
@@ -168,11 +124,120 @@ pub fn main(boot: &Boot) -> u32 {
     }
 }
 
+/// Core 0's set-up, checked as it goes: GDT and TSS, page tables, IDT (unless `mode` is
+/// `NoIdt`), system-call MSRs and GS.
+fn set_up(c: &mut Checks, boot: &Boot, mode: Mode) {
+    let core = boot.core();
+    gdt::init(core);
+    let [cs, ss, ds, es] = segments();
+    let data = gdt::KERNEL_DS;
+    check!(
+        c,
+        [cs, ss, ds, es] == [gdt::KERNEL_CS, data, data, data],
+        "GDT loaded, segments reloaded: cs {cs:#x} ss {ss:#x} ds {ds:#x} es {es:#x}"
+    );
+    let (tr, ty) = (str_(), gdt::tss_type(core));
+    check!(
+        c,
+        tr == gdt::tss_selector(core) && ty == 0xB,
+        "TSS loaded: str {tr:#x}, descriptor type {ty:#x} (busy)"
+    );
+
+    paging::init(boot);
+    check_paging(c);
+
+    if mode != Mode::NoIdt {
+        idt::init();
+        idt::load();
+        let (limit, base) = sidt();
+        check!(
+            c,
+            limit == 0xFFF && base == idt::base(),
+            "IDT loaded: sidt reads limit {limit:#x}"
+        );
+    }
+    syscall::init();
+    percpu::init(core);
+    let (star, lstar, fmask) = (
+        rdmsr(arch::MSR_STAR),
+        rdmsr(arch::MSR_LSTAR),
+        rdmsr(arch::MSR_FMASK),
+    );
+    let sce_nxe = arch::EFER_SCE | arch::EFER_NXE;
+    check!(
+        c,
+        rdmsr(arch::MSR_EFER) & sce_nxe == sce_nxe
+            && star == 0x0023_0010_0000_0000
+            && lstar != 0
+            && fmask == 0x4_0700,
+        "syscall MSRs: EFER.SCE and NXE set, STAR {star:#x}, FMASK {fmask:#x}"
+    );
+}
+
+/// The modes that fail on purpose: ring 3 runs `hlt` (a #GP) with no IDT, no #GP gate, or
+/// neither a #GP nor a #DF gate. The machine or the #DF handler ends the run; coming back
+/// here is a failure.
+fn deliberate_failure(mode: Mode) -> u32 {
+    if mode != Mode::NoIdt {
+        idt::set_present(idt::GP, false);
+    }
+    if mode == Mode::Triple {
+        idt::set_present(idt::DF, false);
+    }
+    println!("kernel: ring 3 runs hlt ({mode:?})");
+    let status = syscall::enter_user(user::hlt_entry(), USER_STACK_TOP);
+    println!("kernel: the ring-3 program came back with status {status}, unexpectedly");
+    EXIT_FAILED
+}
+
+/// Exceptions in ring 0, each resumed through the fixup table.
+fn check_ring0_faults(c: &mut Checks) {
+    let efer = rdmsr(arch::MSR_EFER);
+    // SAFETY: SCE is off only for the probe, in ring 0 with interrupts off.
+    let ud = unsafe {
+        arch::wrmsr(arch::MSR_EFER, efer & !arch::EFER_SCE);
+        let ud = user::probe_syscall_faults();
+        arch::wrmsr(arch::MSR_EFER, efer);
+        ud
+    };
+    let e = log::one(id::SYSCALL_DISABLED).unwrap_or_default();
+    check!(
+        c,
+        ud && e.vector == idt::UD,
+        "syscall with EFER.SCE clear: #UD"
+    );
+
+    // With CR0.WP, even the kernel may not write a read-only page.
+    let wrote = user::probe_write(USER_RO, 1);
+    let e = log::one(id::KERNEL_WP).unwrap_or_default();
+    check!(
+        c,
+        !wrote && e.vector == idt::PF && e.error == 0x3 && e.cr2 == USER_RO && e.cs & 3 == 0,
+        "ring-0 write to a read-only page (CR0.WP): #PF error {:#x} at {:#x}",
+        e.error,
+        e.cr2
+    );
+
+    let read = user::probe_read(paging::RESERVED);
+    let e = log::one(id::RESERVED_BIT).unwrap_or_default();
+    check!(
+        c,
+        !read && e.vector == idt::PF && e.error == 0x9 && e.cr2 == paging::RESERVED,
+        "reserved bit 51 set in a page-table entry: #PF error {:#x} (present, reserved) at {:#x}",
+        e.error,
+        e.cr2
+    );
+}
+
 /// A word the 1 GiB alias check reads and writes both ways.
 static ALIAS_PROBE: arch::Global<u64> = arch::Global::new(0x1_6B);
 
 fn check_paging(c: &mut Checks) {
-    check!(c, cr3() == paging::pml4(), "CR3 holds the kernel's own PML4");
+    check!(
+        c,
+        cr3() == paging::pml4(),
+        "CR3 holds the kernel's own PML4"
+    );
 
     let at = ALIAS_PROBE.addr();
     let alias = paging::ALIAS_1G + at;
@@ -230,7 +295,10 @@ fn check_ring3(c: &mut Checks, core: usize, status: u64) {
         cs == gdt::USER_CS as u64 && ss == gdt::USER_DS as u64,
         "ring 3 entered by iretq: cs {cs:#x} ss {ss:#x}"
     );
-    let (kcs, kss) = (syscall::SEEN_CS.load(Relaxed), syscall::SEEN_SS.load(Relaxed));
+    let (kcs, kss) = (
+        syscall::SEEN_CS.load(Relaxed),
+        syscall::SEEN_SS.load(Relaxed),
+    );
     check!(
         c,
         kcs == gdt::KERNEL_CS as u64
@@ -349,12 +417,25 @@ fn check_ring3(c: &mut Checks, core: usize, status: u64) {
         "int3: #BP is a trap, the saved rip follows the instruction"
     );
     let fault = |which| log::one(which).map(|e: Event| (e.vector, e.error));
-    check!(c, fault(id::DIVIDE) == Some((idt::DE, 0)), "divide by zero in ring 3: #DE");
-    check!(c, fault(id::UD2) == Some((idt::UD, 0)), "ud2 in ring 3: #UD");
+    check!(
+        c,
+        fault(id::DIVIDE) == Some((idt::DE, 0)),
+        "divide by zero in ring 3: #DE"
+    );
+    check!(
+        c,
+        fault(id::UD2) == Some((idt::UD, 0)),
+        "ud2 in ring 3: #UD"
+    );
     check!(
         c,
         fault(id::MOVAPS) == Some((idt::GP, 0)),
         "misaligned movaps in ring 3: #GP error 0x0"
+    );
+    check!(
+        c,
+        fault(id::NON_CANONICAL) == Some((idt::GP, 0)),
+        "non-canonical address in ring 3: #GP error 0x0"
     );
 
     let (ro, lazy) = (
@@ -404,7 +485,7 @@ fn check_x2apic(c: &mut Checks, boot: &Boot) {
 
 /// How far apart consecutive timer interrupts may be from the programmed period: the core
 /// takes an interrupt at the end of the instruction block it is due in.
-const TIMER_SLACK: u64 = 0;
+const TIMER_SLACK: u64 = 1000;
 
 fn check_timer(c: &mut Checks) {
     use abi::apic::{DIV_1, DIV_16, IA32_TSC_DEADLINE, TIMER_ONE_SHOT, TIMER_PERIODIC};
@@ -532,7 +613,11 @@ fn check_smp(c: &mut Checks, boot: &Boot) {
 
     let all_but_self = ICR_FIXED | ICR_ALL_BUT_SELF | apic::BROADCAST_VECTOR as u64;
     apic::send(0, all_but_self);
-    let seen = || (1..n).map(|k| BROADCAST_SEEN[k].load(Relaxed) as usize).sum::<usize>();
+    let seen = || {
+        (1..n)
+            .map(|k| BROADCAST_SEEN[k].load(Relaxed) as usize)
+            .sum::<usize>()
+    };
     let all = arch::wait_until(SMP_TIMEOUT, || seen() == n - 1);
     check!(
         c,

@@ -43,6 +43,10 @@ pub const USER_NX: u64 = USER_BASE + 0x2000;
 pub const USER_LAZY: u64 = USER_BASE + 0x3000;
 /// Supervisor-only page the kernel remaps to test `invlpg` and CR3 reloads.
 pub const REMAP: u64 = USER_BASE + 0x4000;
+/// Supervisor page whose entry sets a reserved bit (51): any access is a #PF with RSVD.
+pub const RESERVED: u64 = USER_BASE + 0x5000;
+/// The reserved bit [`RESERVED`]'s entry sets (above MAXPHYADDR = 48).
+pub const RSVD_BIT: u64 = 1 << 51;
 /// The user stack: two pages above an unmapped guard page.
 pub const USER_STACK_TOP: u64 = USER_BASE + 0xA000;
 /// Where the 1 GiB page maps physical address 0: PML4 slot 2.
@@ -182,7 +186,10 @@ pub fn init(boot: &Boot) {
         .max()
         .unwrap_or(0);
     let gibs = top.div_ceil(GIB1) as usize;
-    assert!(gibs <= MAX_GIB, "{top:#x} bytes of physical space: the kernel maps {MAX_GIB} GiB");
+    assert!(
+        gibs <= MAX_GIB,
+        "{top:#x} bytes of physical space: the kernel maps {MAX_GIB} GiB"
+    );
     let mapped = |a: u64, len: u64| {
         boot.ranges()
             .iter()
@@ -193,7 +200,10 @@ pub fn init(boot: &Boot) {
     let (user_start, user_end) = user_text();
     let first_img_chunk = img_start / MIB2;
     let img_chunks = img_end.div_ceil(MIB2) - first_img_chunk;
-    assert!(img_chunks as usize <= IMAGE_PTS, "the image spans too many 2 MiB regions");
+    assert!(
+        img_chunks as usize <= IMAGE_PTS,
+        "the image spans too many 2 MiB regions"
+    );
     let guards: [[u64; 2]; MAX_CORES] = core::array::from_fn(gdt::guard_pages);
     let is_guard = |a: u64| guards.iter().any(|g| g.contains(&a));
 
@@ -202,7 +212,11 @@ pub fn init(boot: &Boot) {
         (USER_RO, frame!(ro) | P | US | NX),
         (USER_NX, frame!(nx) | P | RW | US | NX),
         (REMAP, frame!(remap[0]) | P | RW | NX),
-        (USER_STACK_TOP - 2 * KIB4, frame!(stack[0]) | P | RW | US | NX),
+        (RESERVED, frame!(remap[1]) | P | RW | NX | RSVD_BIT),
+        (
+            USER_STACK_TOP - 2 * KIB4,
+            frame!(stack[0]) | P | RW | US | NX,
+        ),
         (USER_STACK_TOP - KIB4, frame!(stack[1]) | P | RW | US | NX),
     ];
 
@@ -272,7 +286,11 @@ pub fn init(boot: &Boot) {
         (*t).pdpt_mmio.0[(MMIO_BASE >> 30) as usize & 511] = e(&raw const (*t).pd_mmio, P | RW);
         for r in boot.ranges().iter().filter(|r| r.kind == MEM_MMIO) {
             let in_area = r.base >= MMIO_BASE && r.base + r.len <= MMIO_BASE + GIB1;
-            assert!(in_area, "MMIO range {:#x}+{:#x} outside the MMIO area", r.base, r.len);
+            assert!(
+                in_area,
+                "MMIO range {:#x}+{:#x} outside the MMIO area",
+                r.base, r.len
+            );
             let mut a = r.base & !(MIB2 - 1);
             while a < r.base + r.len {
                 let i = ((a - MMIO_BASE) / MIB2) as usize;

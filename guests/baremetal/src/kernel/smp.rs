@@ -69,7 +69,10 @@ pub fn token() {
     TOKEN_SEEN[core].fetch_add(1, Ordering::AcqRel);
     apic::eoi();
     if core != 0 {
-        apic::send_to_core((core + 1) % NCORES.load(Ordering::Relaxed), apic::TOKEN_VECTOR);
+        apic::send_to_core(
+            (core + 1) % NCORES.load(Ordering::Relaxed),
+            apic::TOKEN_VECTOR,
+        );
     }
 }
 

@@ -60,7 +60,10 @@ pub fn init() {
     // SAFETY: the GDT has the layout STAR describes (gdt.rs), and `entry` is ready to run.
     unsafe {
         wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE | EFER_NXE);
-        wrmsr(MSR_STAR, (USER32_CS as u64) << 48 | (KERNEL_CS as u64) << 32);
+        wrmsr(
+            MSR_STAR,
+            (USER32_CS as u64) << 48 | (KERNEL_CS as u64) << 32,
+        );
         wrmsr(MSR_LSTAR, entry as *const () as u64);
         wrmsr(MSR_FMASK, 1 << 9 | 1 << 8 | 1 << 10 | 1 << 18);
     }
@@ -142,8 +145,7 @@ fn user_readable(ptr: u64, len: u64) -> bool {
         return false;
     };
     let (text, text_end) = paging::user_text();
-    (ptr >= text && end <= text_end)
-        || (ptr >= paging::USER_BASE && end <= paging::USER_STACK_TOP)
+    (ptr >= text && end <= text_end) || (ptr >= paging::USER_BASE && end <= paging::USER_STACK_TOP)
 }
 
 extern "C" fn dispatch(f: &mut SyscallFrame) {

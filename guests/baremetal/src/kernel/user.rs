@@ -17,7 +17,7 @@ use super::syscall::{SYS_ARM_DOUBLE_FAULT, SYS_EXIT, SYS_GETPID, SYS_REPORT, SYS
 pub const LAZY_VALUE: u64 = 0x1234_5678_9ABC_DEF0;
 
 /// A supervisor-only word the program tries to read.
-static KERNEL_SECRET: u64 = 0x5EC2_E7;
+static KERNEL_SECRET: u64 = 0x5EC2_E7ED;
 
 /// One fixup: a fault at `fault` resumes at `resume`; the event is recorded under `id`.
 #[repr(C)]
@@ -34,6 +34,8 @@ unsafe extern "C" {
     fn kernel_user_hlt();
     fn kernel_user_spin();
     fn kernel_probe_write(addr: u64, value: u64) -> u64;
+    fn kernel_probe_read(addr: u64) -> u64;
+    fn kernel_probe_syscall() -> u64;
 }
 
 /// The fixup for a fault at `rip`, if the kernel expects one there.
@@ -69,6 +71,19 @@ pub const SPIN_TICKS: u64 = 10;
 pub fn probe_write(addr: u64, value: u64) -> bool {
     // SAFETY: the probe is a leaf that writes one word; a fault there is fixed up.
     unsafe { kernel_probe_write(addr, value) == 0 }
+}
+
+/// Reads at `addr` in ring 0; false if the read faulted.
+pub fn probe_read(addr: u64) -> bool {
+    // SAFETY: the probe is a leaf that reads one word; a fault there is fixed up.
+    unsafe { kernel_probe_read(addr) == 0 }
+}
+
+/// Runs `syscall` in ring 0; true if it raised #UD (fixed up), as it must with EFER.SCE clear.
+/// With SCE set it would enter the kernel's own entry from ring 0: only call it with SCE clear.
+pub fn probe_syscall_faults() -> bool {
+    // SAFETY: with EFER.SCE clear `syscall` raises #UD, which the fixup turns into a return.
+    unsafe { kernel_probe_syscall() == 1 }
 }
 
 global_asm!(
@@ -219,6 +234,10 @@ global_asm!(
     "    mov rax, {misaligned}",
     ".Lf_movaps: movaps xmm0, xmmword ptr [rax]",
     ".Lr_movaps:",
+    // A non-canonical address: #GP(0), not #PF.
+    "    mov rax, 0x800000000000",
+    ".Lf_noncanon: mov rax, qword ptr [rax]",
+    ".Lr_noncanon:",
     // The kernel points TSS.RSP0 at a guard page: the next interrupt double-faults, and the
     // #DF handler (on its IST stack) ends this program.
     "    mov eax, {sys_arm}",
@@ -266,6 +285,24 @@ global_asm!(
     ".Lr_kwp:",
     "    mov eax, 1",
     "    ret",
+    // Ring 0: reads [rdi]; returns 0, or 1 if the read faulted.
+    ".globl kernel_probe_read",
+    "kernel_probe_read:",
+    "    xor eax, eax",
+    ".Lf_kr: mov rdx, qword ptr [rdi]",
+    "    ret",
+    ".Lr_kr:",
+    "    mov eax, 1",
+    "    ret",
+    // Ring 0: `syscall` with EFER.SCE clear; returns 1 after the #UD's fixup.
+    ".globl kernel_probe_syscall",
+    "kernel_probe_syscall:",
+    "    xor eax, eax",
+    ".Lf_ksc: syscall",
+    "    ret",
+    ".Lr_ksc:",
+    "    mov eax, 1",
+    "    ret",
     ".popsection",
     "",
     ".pushsection .rodata.kernel_extable, \"a\", @progbits",
@@ -286,6 +323,9 @@ global_asm!(
     "    .quad .Lf_ud2, .Lr_ud2, {id_ud2}",
     "    .quad .Lf_movaps, .Lr_movaps, {id_movaps}",
     "    .quad .Lf_kwp, .Lr_kwp, {id_kwp}",
+    "    .quad .Lf_kr, .Lr_kr, {id_kr}",
+    "    .quad .Lf_ksc, .Lr_ksc, {id_ksc}",
+    "    .quad .Lf_noncanon, .Lr_noncanon, {id_noncanon}",
     ".globl kernel_extable_end",
     "kernel_extable_end:",
     ".popsection",
@@ -326,4 +366,7 @@ global_asm!(
     id_ud2 = const id::UD2,
     id_movaps = const id::MOVAPS,
     id_kwp = const id::KERNEL_WP,
+    id_kr = const id::RESERVED_BIT,
+    id_ksc = const id::SYSCALL_DISABLED,
+    id_noncanon = const id::NON_CANONICAL,
 );
