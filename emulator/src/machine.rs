@@ -226,11 +226,17 @@ impl Machine {
                 .iter()
                 .map(|r| {
                     (r.domain != abi::annotate::NO_DOMAIN).then(|| {
-                        self.sys.domains.names.get(&r.domain).cloned().unwrap_or_else(|| r.domain.to_string())
+                        self.sys
+                            .domains
+                            .names
+                            .get(&r.domain)
+                            .cloned()
+                            .unwrap_or_else(|| r.domain.to_string())
                     })
                 })
                 .collect();
-            self.samples.push(end_ns, self.instructions, instr, busy, domains, &t, depths);
+            self.samples
+                .push(end_ns, self.instructions, instr, busy, domains, &t, depths);
             if finished && end == now {
                 break;
             }
@@ -568,8 +574,9 @@ impl Machine {
         r
     }
 
-    /// A hash of the whole architectural state: every core's registers and counters, and
-    /// every non-zero page of RAM (xxh3-64, a specified algorithm).
+    /// A hash of the whole architectural state: every core's registers and counters, every
+    /// non-zero page of RAM, and the devices with their wires and pending events (their
+    /// postcard encoding, a specified format) (xxh3-64, a specified algorithm).
     pub fn state_hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for c in &self.cores {
@@ -598,6 +605,7 @@ impl Machine {
             h.update(&addr.to_le_bytes());
             h.update(page);
         });
+        h.update(&postcard::to_allocvec(&self.sys.bus).expect("device state serialises"));
         h.digest()
     }
 }

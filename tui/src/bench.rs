@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// Timing model off (functional), on, or both for comparison.
     #[arg(long, value_enum, default_value = "both")]
     pub timing: Modes,
+    /// Also run the functional mode without page tables (linear = physical, no walks at all)
+    /// to show what 4-level paging costs once the TLB is warm.
+    #[arg(long)]
+    pub paging_cost: bool,
     /// How many times to run each mode; the best run is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
@@ -40,8 +44,25 @@ pub fn run(args: &BenchArgs) -> i32 {
         Modes::Both => &[false, true],
     };
     let mut best = Vec::new();
+    if args.paging_cost {
+        let paged = measure(image, false, args.runs.max(1), true);
+        let bare = measure(image, false, args.runs.max(1), false);
+        match (paged, bare) {
+            (Ok(paged), Ok(bare)) => {
+                println!(
+                    "paging costs {:.1}% ({bare:.1} MIPS without page tables -> {paged:.1} with)",
+                    (1.0 - paged / bare) * 100.0
+                );
+                return 0;
+            }
+            (Err(msg), _) | (_, Err(msg)) => {
+                eprintln!("pvmlab: error: {msg}");
+                return 1;
+            }
+        }
+    }
     for &timing in modes {
-        match measure(image, timing, args.runs.max(1)) {
+        match measure(image, timing, args.runs.max(1), true) {
             Ok(mips) => best.push((timing, mips)),
             Err(msg) => {
                 eprintln!("pvmlab: error: {msg}");
@@ -59,9 +80,13 @@ pub fn run(args: &BenchArgs) -> i32 {
 }
 
 /// Runs the image `runs` times; returns the best MIPS.
-fn measure(image: &[u8], timing: bool, runs: u32) -> Result<f64, String> {
+fn measure(image: &[u8], timing: bool, runs: u32, paging: bool) -> Result<f64, String> {
     let desc = MachineDesc::load("1s").expect("the 1s preset is valid");
-    let mode = if timing { "timing on " } else { "timing off" };
+    let mode = match (timing, paging) {
+        (true, _) => "timing on ",
+        (false, true) => "timing off",
+        (false, false) => "no paging ",
+    };
     let mut best: f64 = 0.0;
     for run in 0..runs {
         let mut m = Machine::new(&desc).map_err(|e| e.to_string())?;
@@ -69,6 +94,10 @@ fn measure(image: &[u8], timing: bool, runs: u32) -> Result<f64, String> {
             m.enable_timing();
         }
         m.load_elf(image, true, "").map_err(|e| e.to_string())?;
+        if !paging {
+            // CR3 = 0 is the emulator's bare mode: linear = physical, no tables walked.
+            m.cores[0].cr3 = 0;
+        }
         let start = Instant::now();
         let end = m.run_for(u64::MAX, None);
         let secs = start.elapsed().as_secs_f64();

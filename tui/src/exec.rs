@@ -78,20 +78,45 @@ fn report_file_error(path: &Path, e: &dyn std::error::Error) {
 
 pub fn run(args: &ExecArgs) -> i32 {
     let mut m = match &args.restore {
-        Some(path) => match Machine::restore_file(path) {
-            Ok(m) => m,
-            Err(e) => {
-                report_file_error(path, &e);
-                return status::BAD_INPUT;
+        Some(path) => {
+            let t = Instant::now();
+            match Machine::restore_file(path) {
+                Ok(m) => {
+                    if args.stats {
+                        eprintln!(
+                            "pvmlab: restored {} ({} bytes) in {:.1} ms host time",
+                            path.display(),
+                            file_len(path),
+                            t.elapsed().as_secs_f64() * 1e3
+                        );
+                    }
+                    m
+                }
+                Err(e) => {
+                    report_file_error(path, &e);
+                    return status::BAD_INPUT;
+                }
             }
-        },
+        }
         None => match start(args) {
             Ok(m) => m,
             Err(status) => return status,
         },
     };
+    // Refuse a checkpoint file that cannot be written before running, not after.
+    if let Some(path) = &args.checkpoint
+        && let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    {
+        report_file_error(path, &emulator::CheckpointError::Write(e));
+        return status::BAD_INPUT;
+    }
     // Host time is measured for the report only; it never reaches the simulation.
     let start = Instant::now();
+    let restored_instructions = m.instructions;
     let mut out = std::io::stdout().lock();
     // A closed stdout (e.g. `| head`) must not stop or crash the run.
     let mut flush = |m: &mut Machine| {
@@ -103,10 +128,14 @@ pub fn run(args: &ExecArgs) -> i32 {
         // In pieces, so that the console streams meanwhile; stopping between quanta never
         // changes the schedule.
         while m.end().is_none() && m.now() < at {
-            m.run_until_cycle(at.min(m.now().saturating_add(CHUNK_CYCLES)), args.max_instructions);
+            m.run_until_cycle(
+                at.min(m.now().saturating_add(CHUNK_CYCLES)),
+                args.max_instructions,
+            );
             flush(&mut m);
         }
         // The console is flushed: a restored run prints what comes after.
+        let t = Instant::now();
         if let Err(e) = m.save_checkpoint(path) {
             report_file_error(path, &e);
             return status::BAD_INPUT;
@@ -118,10 +147,13 @@ pub fn run(args: &ExecArgs) -> i32 {
             );
         } else if args.stats {
             eprintln!(
-                "pvmlab: checkpoint at cycle {} ({} instructions) written to {}",
+                "pvmlab: checkpoint at cycle {} ({} instructions) written to {} ({} bytes, \
+                 {:.1} ms host time)",
                 m.now(),
                 m.instructions,
-                path.display()
+                path.display(),
+                file_len(path),
+                t.elapsed().as_secs_f64() * 1e3
             );
         }
         stopped = args.stop_after_checkpoint && m.end().is_none();
@@ -158,7 +190,9 @@ pub fn run(args: &ExecArgs) -> i32 {
         }
         Some(RunEnd::Fault { report, .. }) => eprintln!("pvmlab: {report}"),
     }
-    let report = m.report(secs);
+    let mut report = m.report(secs);
+    // MIPS of this process's part of a restored run.
+    report.mips = (m.instructions - restored_instructions) as f64 / secs.max(1e-9) / 1e6;
     if args.stats {
         eprint!("{}", report.table());
         eprintln!(
@@ -176,6 +210,10 @@ pub fn run(args: &ExecArgs) -> i32 {
         }
     }
     end.map_or(0, |e| e.exit_status())
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// A new machine with the image of `args` loaded, or the exit status of a bad input.

@@ -17,7 +17,7 @@
 //! counts as invalid. A request not answered within `timeout_ns` counts as lost (in closed
 //! loop its slot goes to a new request).
 
-use abi::udp_rr::{self, ECHO_PORT, HEADER_SIZE, KIND_BYE, KIND_REQUEST, MAGIC};
+use abi::udp_rr::{ECHO_PORT, HEADER_SIZE, KIND_BYE, KIND_REQUEST, MAGIC};
 use emulator::desc::MacAddr;
 use emulator::wire::{Endpoint, EndpointIo};
 use etherparse::{LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
@@ -507,7 +507,7 @@ mod tests {
 
     /// What a responder does: swap addresses and ports (checksums stay valid).
     fn echo(req: &[u8]) -> Vec<u8> {
-        use udp_rr::frame::*;
+        use abi::udp_rr::frame::*;
         let mut r = req.to_vec();
         for (a, b, n) in [
             (ETH_DST, ETH_SRC, 6),
@@ -546,7 +546,7 @@ mod tests {
             for f in frames {
                 let n = log.len() as u64;
                 log.push((now, f.clone()));
-                let p = udp_rr::frame::PAYLOAD;
+                let p = abi::udp_rr::frame::PAYLOAD;
                 let kind = u32::from_le_bytes(f[p + 4..p + 8].try_into().unwrap());
                 if kind == KIND_REQUEST && answer(n) {
                     seq += 1;

@@ -150,7 +150,11 @@ fn restored_runs_continue_exactly(preset: &str, timing: bool) {
         let console = std::mem::take(&mut m.sys.io.console);
         let bytes = m.checkpoint();
         let mut r = Machine::restore(&bytes).unwrap_or_else(|e| panic!("restore at {at}: {e}"));
-        same_bytes(&r.checkpoint(), &bytes, &format!("a restored machine's checkpoint ({at})"));
+        same_bytes(
+            &r.checkpoint(),
+            &bytes,
+            &format!("a restored machine's checkpoint ({at})"),
+        );
         let (restored, restored_last) = finish(&mut r, console.clone());
         assert_eq!(
             restored, reference,

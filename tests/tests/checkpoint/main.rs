@@ -46,7 +46,10 @@ fn finish(m: &mut Machine, mut console: Vec<u8>) -> (Finish, Vec<u8>) {
 
 fn same_state(a: &[u8], b: &[u8], what: &str) {
     if let Some(at) = a.iter().zip(b).position(|(x, y)| x != y) {
-        panic!("{what}: final checkpoints differ at byte {at} of {}", a.len());
+        panic!(
+            "{what}: final checkpoints differ at byte {at} of {}",
+            a.len()
+        );
     }
     assert_eq!(a.len(), b.len(), "{what}: final checkpoint lengths");
 }

@@ -270,6 +270,7 @@ impl App {
             }
             SimEvent::Rate { mips } => self.mips = Some(mips),
             SimEvent::Log(text) => self.push_log(LogKind::Warning, text),
+            SimEvent::Note(text) => self.push_log(LogKind::Info, text),
             SimEvent::Ended {
                 end,
                 report,

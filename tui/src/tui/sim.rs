@@ -61,8 +61,10 @@ pub enum SimEvent {
     },
     /// Emulated instructions per host second, measured over the last stretch of running.
     Rate { mips: f64 },
-    /// A message for the event log.
+    /// A warning for the event log.
     Log(String),
+    /// Information for the event log.
+    Note(String),
     /// The run is over; the simulation thread waits for [`Control::Quit`].
     Ended {
         end: RunEnd,
@@ -93,6 +95,8 @@ pub struct Sim {
     /// A console line still being written.
     partial: Vec<u8>,
     ended: bool,
+    /// Where `c` writes checkpoints.
+    pub checkpoint_dir: std::path::PathBuf,
 }
 
 impl Sim {
@@ -110,6 +114,7 @@ impl Sim {
             limit: cfg.max_instructions,
             partial: Vec::new(),
             ended: false,
+            checkpoint_dir: std::path::PathBuf::from("."),
         })
     }
 
@@ -192,10 +197,31 @@ impl Sim {
         events
     }
 
-    /// `c`: checkpoint the whole machine (issue 4 builds checkpoint/restore; until `Machine`
-    /// has it, this says so).
+    /// `c`: checkpoints the whole machine to a file named after the image and the simulated
+    /// time. The simulation stands between two quanta here, so `pvmlab exec --restore FILE`
+    /// continues exactly as this run does.
     pub fn checkpoint(&mut self) -> SimEvent {
-        SimEvent::Log("checkpoints: not available yet".into())
+        let us = self.m.report(0.0).simulated_ns / 1000;
+        let stem: String = self
+            .image_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.checkpoint_dir.join(format!("{stem}-{us}us.pvmck"));
+        match self.m.save_checkpoint(&path) {
+            Ok(()) => SimEvent::Note(format!(
+                "checkpoint written: {} (resume: pvmlab exec --restore {})",
+                path.display(),
+                path.display()
+            )),
+            Err(e) => SimEvent::Log(format!("checkpoint failed: {}", chain(&e))),
+        }
     }
 
     fn console_lines(&mut self, flush: bool) -> Vec<String> {

@@ -119,14 +119,33 @@ fn actions_change_the_state_and_tell_the_simulation() {
 }
 
 #[test]
-fn checkpoint_key_says_it_is_not_available_yet() {
+fn checkpoint_key_writes_a_checkpoint_that_restores_to_the_same_run() {
     let (mut sim, mut app) = lesson_app();
+    advance(&mut sim, &mut app, 3);
+    let dir = std::env::temp_dir().join(format!("pvmlab-tui-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    sim.checkpoint_dir = dir.clone();
     app.on_sim(sim.checkpoint());
     let last = app.log.back().unwrap();
-    assert_eq!(
-        (last.kind, last.text.as_str()),
-        (LogKind::Warning, "checkpoints: not available yet")
-    );
+    assert_eq!(last.kind, LogKind::Info, "{}", last.text);
+    let path = last.text.split_whitespace().nth(2).unwrap().to_string();
+    let mut restored = emulator::Machine::restore_file(std::path::Path::new(&path)).unwrap();
+    let end = restored.run_for(u64::MAX, None);
+    let mut last = None;
+    while !sim.ended() {
+        for e in sim.step(0.0) {
+            if let SimEvent::Ended {
+                end, state_hash, ..
+            } = e
+            {
+                last = Some((end, state_hash));
+            }
+        }
+    }
+    let (uninterrupted_end, uninterrupted_hash) = last.expect("the run ends");
+    assert_eq!(end, Some(uninterrupted_end));
+    assert_eq!(restored.state_hash(), uninterrupted_hash);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -364,7 +383,11 @@ fn cores_show_their_domain_once_the_machine_knows_it() {
     // What the machine announces arrives with the epochs (from the annotation port).
     let mut s = synthetic(1000, 0, 0, 0);
     s.core_domains[1] = Some("pvm".into());
-    app.on_sim(SimEvent::Epochs { samples: vec![s], console: vec![], instructions: 0 });
+    app.on_sim(SimEvent::Epochs {
+        samples: vec![s],
+        console: vec![],
+        instructions: 0,
+    });
     let text = format!("{}", frame(&app, 120, 40).backend());
     let line = text.lines().find(|l| l.contains("core 1 ")).unwrap();
     assert!(line.contains("dom pvm"), "{line}");
