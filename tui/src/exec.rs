@@ -170,25 +170,26 @@ pub fn run(args: &ExecArgs) -> i32 {
         }
     };
     let secs = start.elapsed().as_secs_f64();
-    match &end {
-        None => {}
-        Some(RunEnd::Exit(v)) => {
-            if *v > 0xFF || args.stats {
-                eprintln!("pvmlab: exit port: {v:#x} (status {})", v & 0xFF);
+    if let Some(end) = &end {
+        match end {
+            RunEnd::Exit(v) => {
+                if *v > 0xFF || args.stats {
+                    eprintln!("pvmlab: exit port: {v:#x} (status {})", v & 0xFF);
+                }
             }
-        }
-        Some(RunEnd::AllHalted) => {
-            if args.stats {
-                eprintln!("pvmlab: every core halted");
+            RunEnd::AllHalted => {
+                if args.stats {
+                    eprintln!("pvmlab: every core halted");
+                }
             }
+            RunEnd::InstructionLimit => {
+                eprintln!(
+                    "pvmlab: stopped after {} instructions (--max-instructions)",
+                    m.instructions
+                );
+            }
+            RunEnd::Fault { report, .. } => eprintln!("pvmlab: {report}"),
         }
-        Some(RunEnd::InstructionLimit) => {
-            eprintln!(
-                "pvmlab: stopped after {} instructions (--max-instructions)",
-                m.instructions
-            );
-        }
-        Some(RunEnd::Fault { report, .. }) => eprintln!("pvmlab: {report}"),
     }
     let mut report = m.report(secs);
     // MIPS of this process's part of a restored run.

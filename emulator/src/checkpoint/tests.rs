@@ -8,7 +8,6 @@
 //! console output. `tests/tests/checkpoint` does the same with the real images.
 
 use super::*;
-use crate::memory::RamRange;
 use iced_x86::code_asm::*;
 
 const BASE: u64 = 0x20_0000;
@@ -260,7 +259,9 @@ fn checkpoints_round_trip_and_describe_their_sections() {
     let bytes = small();
     assert_eq!(&bytes[..8], b"PVMLABCK");
     let (h, desc, _, mem) = sections(&bytes);
-    assert_eq!(h.ram_bytes, 63 << 20, "64 MiB less the hole below 1 MiB");
+    let small = MachineDesc::parse(SMALL, "test").unwrap();
+    let ram: u64 = small.ram_layout().iter().map(|r| r.len).sum();
+    assert_eq!(h.ram_bytes, ram);
     let desc = MachineDesc::parse(std::str::from_utf8(desc).unwrap(), "test").unwrap();
     assert_eq!(desc, MachineDesc::parse(SMALL, "test").unwrap());
     assert_eq!(mem.len() as u64 % RECORD_LEN, 0);
@@ -330,7 +331,10 @@ fn bad_input_gets_a_clear_error() {
     let e = error(&assemble(h.ram_bytes, other.as_bytes(), state, mem));
     assert!(e.contains("the header says"), "{e}");
 
-    for addr in [0u64, 0x20_0010, 64 << 20, u64::MAX & !0xFFF] {
+    let ranges = MachineDesc::parse(SMALL, "test").unwrap().ram_layout();
+    let end = ranges.iter().map(|r| r.end()).max().unwrap();
+    // Below RAM (the hole at 0), unaligned, at its end, at the top of the address space.
+    for addr in [0u64, ranges[0].base + 0x10, end, !0xFFF] {
         let mut page = mem[..RECORD_LEN as usize].to_vec();
         page[..8].copy_from_slice(&addr.to_le_bytes());
         assert_eq!(
@@ -494,15 +498,121 @@ fn layout_is_pinned() {
     );
 }
 
+/// The same serde layout as `CodeCacheState` and `TlbState`, to forge them.
+#[derive(Serialize)]
+struct ForgedBlock {
+    start: u64,
+    phys: u64,
+    phys_next: Option<u64>,
+    len: u32,
+    pages: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct ForgedCache {
+    blocks: Vec<Option<ForgedBlock>>,
+    free: Vec<u32>,
+    by_page: Vec<(u64, Vec<u32>)>,
+    decoded_blocks: u64,
+    invalidated_blocks: u64,
+}
+
+#[derive(Serialize)]
+struct ForgedTlb {
+    mode: u64,
+    read: Vec<(u16, u64, u64)>,
+    write: Vec<(u16, u64, u64)>,
+}
+
+/// Forged code-cache and TLB states (what a file with a matching checksum could hold) are
+/// refused or rebuilt, never a panic: blocks outside RAM, empty or overlong, ids out of range,
+/// TLB entries in the wrong slot or mapping no RAM.
 #[test]
-fn ram_ranges_of_the_small_machine() {
+fn forged_caches_are_refused() {
+    use crate::cpu::decode::CodeCacheState;
+    use crate::cpu::tlb::{SoftTlb, TlbState};
     let desc = MachineDesc::parse(SMALL, "test").unwrap();
-    assert_eq!(
-        desc.ram_layout(),
-        vec![RamRange {
-            base: 1 << 20,
-            len: 63 << 20,
-            node: 0
-        }]
+    let mut m = Machine::new(&desc).unwrap();
+    let code = program(10);
+    m.sys.ram.write(BASE, &code).unwrap();
+    let block = |start: u64, phys: u64, phys_next, len| {
+        Some(ForgedBlock {
+            start,
+            phys,
+            phys_next,
+            len,
+            pages: vec![phys / PAGE_SIZE],
+        })
+    };
+    let cache = |blocks, free, by_page| ForgedCache {
+        blocks,
+        free,
+        by_page,
+        decoded_blocks: 1,
+        invalidated_blocks: 0,
+    };
+    let ok = cache(
+        vec![block(BASE, BASE, None, 3)],
+        vec![],
+        vec![(BASE / PAGE_SIZE, vec![0])],
     );
+    let cases = [
+        cache(vec![block(BASE, u64::MAX - 8, None, 3)], vec![], vec![]),
+        cache(vec![block(BASE, BASE, Some(!0xFFFu64), 3)], vec![], vec![]),
+        cache(vec![block(BASE, BASE, None, 0)], vec![], vec![]),
+        cache(vec![block(BASE, BASE, None, 65)], vec![], vec![]),
+        cache(vec![block(BASE, BASE, None, 10_000)], vec![], vec![]),
+        cache(vec![block(BASE + 1, BASE, None, 3)], vec![], vec![]),
+        cache(vec![block(BASE, BASE, None, 3)], vec![7], vec![]),
+        cache(vec![block(BASE, BASE, None, 3)], vec![0], vec![]),
+        cache(vec![None, None], vec![1, 1], vec![]),
+        cache(vec![None], vec![], vec![]),
+        cache(vec![block(BASE, BASE, None, 3)], vec![], vec![(1, vec![5])]),
+        cache(
+            vec![block(BASE, BASE, None, 3)],
+            vec![],
+            vec![(1, vec![]), (1, vec![])],
+        ),
+        cache(
+            vec![block(BASE, BASE, None, 3), block(BASE, BASE, None, 3)],
+            vec![],
+            vec![],
+        ),
+    ];
+    let state: CodeCacheState = postcard::from_bytes(&postcard::to_stdvec(&ok).unwrap()).unwrap();
+    assert!(CodeCache::restore(&m.sys.ram, state).is_ok());
+    for (i, c) in cases.iter().enumerate() {
+        let state: CodeCacheState = postcard::from_bytes(&postcard::to_stdvec(c).unwrap()).unwrap();
+        assert!(CodeCache::restore(&m.sys.ram, state).is_err(), "case {i}");
+    }
+
+    let tlb = |mode, read: Vec<(u16, u64, u64)>| ForgedTlb {
+        mode,
+        read,
+        write: vec![],
+    };
+    let page = BASE / PAGE_SIZE;
+    let slot = (page % 256) as u16;
+    let state: TlbState =
+        postcard::from_bytes(&postcard::to_stdvec(&tlb(0, vec![(slot, page, BASE)])).unwrap())
+            .unwrap();
+    assert!(SoftTlb::from_state(&state, &mut m.sys.ram).is_ok());
+    for (i, t) in [
+        tlb(5, vec![]),
+        tlb(0, vec![(300, page, BASE)]),
+        tlb(0, vec![(slot + 1, page, BASE)]),
+        tlb(0, vec![(slot, page, BASE + 8)]),
+        tlb(0, vec![(slot, page, 0)]),
+        tlb(0, vec![(slot, page, !0xFFFu64)]),
+        tlb(0, vec![(0, u64::MAX, BASE)]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let state: TlbState = postcard::from_bytes(&postcard::to_stdvec(t).unwrap()).unwrap();
+        assert!(
+            SoftTlb::from_state(&state, &mut m.sys.ram).is_err(),
+            "TLB case {i}"
+        );
+    }
 }

@@ -8,12 +8,16 @@ use emulator::stats::Report;
 use emulator::{Machine, MachineDesc, RunEnd};
 
 fn start(image: &str, preset: &str, timing: bool) -> Machine {
+    start_with(image, preset, timing, false)
+}
+
+fn start_with(image: &str, preset: &str, timing: bool, bsp_only: bool) -> Machine {
     let elf = workloads::images::get(image).unwrap_or_else(|| panic!("no image {image}"));
     let mut m = Machine::new(&MachineDesc::load(preset).unwrap()).unwrap();
     if timing {
         m.enable_timing();
     }
-    m.load_elf(elf, false, "").unwrap();
+    m.load_elf(elf, bsp_only, "").unwrap();
     m
 }
 
@@ -56,11 +60,25 @@ fn same_state(a: &[u8], b: &[u8], what: &str) {
 
 /// Checkpoints `image` at each fraction of its simulated run, restores, and finishes.
 fn continues_exactly(image: &str, preset: &str, timing: bool, fractions: &[(u64, u64)]) {
+    continues_exactly_with(image, preset, timing, false, fractions);
+}
+
+fn continues_exactly_with(
+    image: &str,
+    preset: &str,
+    timing: bool,
+    bsp_only: bool,
+    fractions: &[(u64, u64)],
+) {
+    let start =
+        |image: &str, preset: &str, timing: bool| start_with(image, preset, timing, bsp_only);
     let (reference, last) = finish(&mut start(image, preset, timing), Vec::new());
     assert_eq!(reference.end, RunEnd::Exit(0), "{}", reference.console);
     for &(num, den) in fractions {
         let at = reference.cycles * num / den;
-        let what = format!("{image} on {preset}, timing {timing}, checkpoint at cycle {at}");
+        let what = format!(
+            "{image} on {preset}, timing {timing}, bsp-only {bsp_only}, checkpoint at cycle {at}"
+        );
         let mut m = start(image, preset, timing);
         assert_eq!(m.run_until_cycle(at, None), None, "{what}: ended early");
         let console = std::mem::take(&mut m.sys.io.console);
@@ -83,6 +101,17 @@ fn smp_on_2s_continues_exactly_from_checkpoints() {
 fn sort_on_2s_continues_exactly_from_checkpoints() {
     for timing in [false, true] {
         continues_exactly("sort", "2s", timing, &[(1, 50), (1, 2), (19, 20)]);
+    }
+}
+
+/// The mini kernel: its own page tables (4 KiB pages, ring 3, accessed/dirty bits), IDT and
+/// TSS, APIC timers in all three modes, cores started by INIT/SIPI, IPIs — checkpointed at
+/// twenty points across its run.
+#[test]
+fn the_kernel_continues_exactly_from_checkpoints_everywhere() {
+    let points: Vec<(u64, u64)> = (1..=20).map(|k| (k, 21)).collect();
+    for (timing, bsp_only) in [(false, false), (true, false), (true, true)] {
+        continues_exactly_with("kernel", "2s", timing, bsp_only, &points);
     }
 }
 

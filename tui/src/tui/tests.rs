@@ -324,7 +324,11 @@ fn results_are_identical_with_and_without_the_ui() {
     )
     .unwrap();
 
-    let sim = Sim::new(&cfg).unwrap();
+    let mut sim = Sim::new(&cfg).unwrap();
+    // The `c` key below writes a checkpoint: keep it out of the source tree.
+    let dir = std::env::temp_dir().join(format!("pvmlab-tui-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    sim.checkpoint_dir = dir;
     let mut app = App::new(
         sim.topology(),
         lesson::find("numa"),
