@@ -353,7 +353,7 @@ pub fn load(
     if devices > 0 {
         use abi::mmio::{MMIO_BASE, window};
         const _: () = assert!(
-            MMIO_BASE % (1 << 30) == 0
+            MMIO_BASE.is_multiple_of(1 << 30)
                 && abi::mmio::MAX_DEVICES * abi::mmio::MMIO_WINDOW <= 1 << 30
                 && MMIO_BASE >> 39 >= 128
         );

@@ -352,10 +352,8 @@ impl UdpGenerator {
         }
         let mut wake: Option<u64> = None;
         let mut at = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
-        if !self.st.started {
-            at(self.st.next_send);
-        } else if matches!(self.cfg.load, Load::OpenLoop { .. }) && self.st.sent < self.cfg.requests
-        {
+        let open = matches!(self.cfg.load, Load::OpenLoop { .. });
+        if !self.st.started || (open && self.st.sent < self.cfg.requests) {
             at(self.st.next_send);
         }
         if let Some(p) = self.st.outstanding.values().next() {

@@ -431,9 +431,9 @@ impl Core {
         let Some(t) = sys.timing.as_deref_mut() else {
             return;
         };
-        // The page was just translated, so its entry is in the read half of the soft TLB
-        // (only a code page is left out of the write half).
-        let pa = self.tlb.physical(va).unwrap_or(va);
+        // The page was just translated, so its entry is in the soft TLB: the read half, or
+        // the write half for a store whose read entry another page has evicted.
+        let pa = self.tlb.physical_any(va).unwrap_or(va);
         let mut line = pa & !63;
         let end = pa + len;
         while line < end {
@@ -749,6 +749,13 @@ pub fn run_until(
             sys.end_block = false;
             flush_written_code(core, sys, cache);
         }
+    }
+    // Stores outside an instruction (an interrupt frame pushed at a block boundary) may have
+    // hit a code page: leave no invalidation pending across the quantum (checkpoints are
+    // taken between quanta).
+    if !sys.written_code.is_empty() {
+        sys.end_block = false;
+        flush_written_code(core, sys, cache);
     }
     None
 }

@@ -83,6 +83,16 @@ impl SoftTlb {
         (e.tag == self.tag(va)).then_some(e.pa | (va & (PAGE_SIZE - 1)))
     }
 
+    /// Physical address of `va` from either half (a write entry may outlive the read entry
+    /// of the same page when another page evicted the latter).
+    #[inline(always)]
+    pub fn physical_any(&self, va: u64) -> Option<u64> {
+        self.physical(va).or_else(|| {
+            let e = &self.write[Self::slot(va)];
+            (e.tag == self.tag(va)).then_some(e.pa | (va & (PAGE_SIZE - 1)))
+        })
+    }
+
     pub fn fill_read(&mut self, va: u64, host: *mut u8, pa: u64) {
         let tag = self.tag(va);
         self.read[Self::slot(va)] = Entry {
