@@ -85,7 +85,11 @@
 //! socket); a store is posted and reaches the NIC one way later. Every DMA transfer costs
 //! `pcie_latency_ns` (twice for a read: request and completion) plus, with the timing model
 //! on, the memory system's time for those lines at their home node, where it counts as DMA
-//! traffic. The NIC handles receive and transmit each one frame at a time, in order.
+//! traffic. The NIC handles receive and transmit each one frame at a time, in order. An
+//! interrupt message reaches the local APIC when the descriptor write-back that raised its
+//! cause lands in memory (it is ordered behind it), or when the `IMS` write that unmasked a
+//! raised cause reaches the NIC; no further delay is modelled. Simplification: the NIC has no
+//! packet buffer of its own — a frame that finds no free descriptor is dropped at once.
 //!
 //! # Driver steps (polling; interrupts add the last three)
 //! 1. Find the NIC: an MMIO range of BootInfo whose [`ID`] register reads [`NIC_ID`]; read

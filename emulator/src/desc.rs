@@ -570,6 +570,54 @@ mod tests {
     }
 
     #[test]
+    fn devices_are_optional_and_validated() {
+        let d = MachineDesc::load("2s").unwrap();
+        let DeviceDesc::Nic(nic) = &d.devices[0];
+        assert_eq!(
+            (nic.socket, nic.queues, nic.mac.to_string().as_str()),
+            (0, 4, "02:00:00:00:00:01")
+        );
+        let text = ron::to_string(&d).unwrap();
+        assert_eq!(MachineDesc::parse(&text, "t").unwrap(), d);
+        // Without the list, no devices; without the optional fields, their defaults.
+        let mut none = d.clone();
+        none.devices.clear();
+        let bare = ron::to_string(&none).unwrap().replace(",devices:[]", "");
+        assert!(!bare.contains("devices"), "{bare}");
+        assert!(MachineDesc::parse(&bare, "t").unwrap().devices.is_empty());
+        let short = text.replace(
+            &format!(
+                ",pcie_latency_ns:250.0,wire:{}",
+                ron::to_string(&nic.wire).unwrap()
+            ),
+            "",
+        );
+        assert_ne!(short, text);
+        let DeviceDesc::Nic(n) = &MachineDesc::parse(&short, "t").unwrap().devices[0];
+        assert_eq!((n.pcie_latency_ns, &n.wire), (250.0, &WireDesc::default()));
+        let bad = |edit: &dyn Fn(&mut NicDesc)| {
+            let mut b = d.clone();
+            let DeviceDesc::Nic(n) = &mut b.devices[0];
+            edit(n);
+            MachineDesc::parse(&ron::to_string(&b).unwrap(), "t").unwrap_err()
+        };
+        assert!(bad(&|n| n.socket = 2).to_string().contains("socket 2"));
+        assert!(bad(&|n| n.queues = 33).to_string().contains("33 queues"));
+        assert!(
+            bad(&|n| n.mac = MacAddr([1, 0, 0, 0, 0, 1]))
+                .to_string()
+                .contains("multicast")
+        );
+        assert!(
+            bad(&|n| n.wire.bandwidth_gbps = 0.0)
+                .to_string()
+                .contains("bandwidth")
+        );
+        let e = MachineDesc::parse(&text.replace("02:00:00:00:00:01", "02:00:00"), "m.ron");
+        assert!(e.unwrap_err().to_string().contains("not a MAC address"));
+    }
+
+    #[test]
     fn invalid_topologies_are_refused() {
         let mut d = MachineDesc::load("2s").unwrap();
         d.links.clear();

@@ -470,7 +470,8 @@ impl Core {
             .map(|t| t.core_stats(self.index))
             .unwrap_or_default();
         crate::domains::DomainCounters {
-            cycles: self.cycles,
+            // Busy cycles: time a halted core's clock jumped over is nobody's work.
+            cycles: self.cycles - self.halted_cycles,
             instructions: self.instret,
             llc_misses: m.llc_misses,
             remote_accesses: m.remote_accesses,
