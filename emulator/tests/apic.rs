@@ -7,6 +7,8 @@ use emulator::{Machine, MachineDesc, RunEnd};
 use iced_x86::BlockEncoderOptions;
 use iced_x86::code_asm::*;
 
+mod common;
+
 const CODE: u64 = 0x20_0000;
 /// 256 interrupt gates, then the IDTR pseudo-descriptor.
 const IDT: u64 = 0x28_0000;
@@ -80,39 +82,8 @@ impl Prog {
         for (at, mut a) in self.extra {
             segs.push((at, a.assemble(at).unwrap()));
         }
-        elf(&segs, CODE)
+        common::elf_segments(&segs, CODE, 0)
     }
-}
-
-/// A static ELF64 x86-64 executable with one PT_LOAD segment per `(paddr, bytes)`.
-fn elf(segs: &[(u64, Vec<u8>)], entry: u64) -> Vec<u8> {
-    let mut f = vec![0u8; 0x1000];
-    f[..4].copy_from_slice(b"\x7fELF");
-    f[4] = 2; // ELFCLASS64
-    f[5] = 1; // little-endian
-    f[6] = 1; // EV_CURRENT
-    f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    f[20..24].copy_from_slice(&1u32.to_le_bytes());
-    f[24..32].copy_from_slice(&entry.to_le_bytes());
-    f[32..40].copy_from_slice(&0x40u64.to_le_bytes()); // e_phoff
-    f[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    f[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes()); // e_phnum
-    for (i, (paddr, bytes)) in segs.iter().enumerate() {
-        let offset = f.len() as u64;
-        let ph = 0x40 + i * 56;
-        f[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-        f[ph + 4..ph + 8].copy_from_slice(&7u32.to_le_bytes()); // RWX
-        f[ph + 8..ph + 16].copy_from_slice(&offset.to_le_bytes());
-        f[ph + 16..ph + 24].copy_from_slice(&paddr.to_le_bytes());
-        f[ph + 24..ph + 32].copy_from_slice(&paddr.to_le_bytes());
-        f[ph + 32..ph + 40].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-        f[ph + 40..ph + 48].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-        f.extend_from_slice(bytes);
-        f.resize(f.len().next_multiple_of(0x1000), 0);
-    }
-    f
 }
 
 /// `wrmsr` of a constant (clobbers rax, rcx, rdx).

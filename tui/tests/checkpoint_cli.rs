@@ -2,27 +2,14 @@
 //! user runs them: the restored run prints the rest of the console output and ends as the
 //! uninterrupted run does; bad checkpoint files get one clear line on stderr and status 1.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
-fn pvmlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pvmlab"))
-        .args(args)
-        .output()
-        .expect("pvmlab runs")
-}
-
-fn image(name: &str) -> String {
-    workloads::images::path(name)
-        .unwrap_or_else(|| panic!("image {name} is built"))
-        .display()
-        .to_string()
-}
+mod common;
+use common::{image, pvmlab};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checkpoint_cli");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::scratch_in("checkpoint_cli", name)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -1,27 +1,14 @@
 //! `pvmlab exec` as a user runs it: the console on stdout and nothing else, the exit status,
 //! and one clear line on stderr (no panic, no backtrace) for every bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
-fn pvmlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pvmlab"))
-        .args(args)
-        .output()
-        .expect("pvmlab runs")
-}
-
-fn image(name: &str) -> String {
-    workloads::images::path(name)
-        .unwrap_or_else(|| panic!("image {name} is built"))
-        .display()
-        .to_string()
-}
+mod common;
+use common::{image, pvmlab};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exec_cli");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::scratch_in("exec_cli", name)
 }
 
 /// Asserts a bad-input failure: status 1, exactly one line on stderr naming `what`.
