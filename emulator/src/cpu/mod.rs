@@ -713,7 +713,13 @@ pub fn run_until(
             core.code_epoch = sys.code_epoch;
         }
         let ops = cache.ops(block);
-        let room = (target - core.instret) as usize;
+        // Single-step (RFLAGS.TF): one instruction, then a #DB trap (SDM Vol. 3A §17.3.1.4).
+        let single_step = core.rflags & TF != 0;
+        let room = if single_step {
+            1
+        } else {
+            (target - core.instret) as usize
+        };
         let ops = &ops[..ops.len().min(room)];
         for op in ops {
             core.rip = op.ins.next_ip();
@@ -741,6 +747,19 @@ pub fn run_until(
                 && let Some(t) = sys.timing.as_deref_mut()
             {
                 core.cycles += t.fence(core.index, core.cycles);
+            }
+            if single_step {
+                // A trap: the saved RIP is the next instruction's. Without an IDT the run
+                // ends with the report, as for any exception.
+                let db = Fault::new(DB);
+                if core.idtr.limit == 0 {
+                    flush_written_code(core, sys, cache);
+                    return Some(Stop::Fault(db));
+                }
+                if let Err(triple) = core.raise_exception(sys, db) {
+                    flush_written_code(core, sys, cache);
+                    return Some(Stop::Shutdown(triple));
+                }
             }
             if sys.end_block {
                 break;
