@@ -499,9 +499,11 @@ impl Machine {
                 self.run_devices(t);
                 continue;
             };
-            // Device events due by then run first: they may interrupt a core earlier.
-            if self.sys.bus.next_event_time().is_some_and(|t| t <= at) {
-                self.run_devices(at);
+            // Device events due by then run first, one time at a time: an interrupt one of
+            // them raises may wake a halted core before `at` (running them all up to a far
+            // timer deadline would let the wire run ahead of every core).
+            if let Some(t) = self.sys.bus.next_event_time().filter(|&t| t <= at) {
+                self.run_devices(t);
                 continue;
             }
             // A woken core whose interrupt turns out blocked stays halted: look again.

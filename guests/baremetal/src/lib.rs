@@ -24,6 +24,7 @@ pub mod console;
 pub mod cpu;
 mod heap;
 mod mem;
+pub mod nic;
 pub mod progs;
 mod rt;
 pub mod sync;

@@ -42,7 +42,7 @@ fn run_with(load: Load, timing: bool, cmdline: &str, requests: u64) -> Run {
     let target = Target {
         mac,
         ip: [10, 0, 0, 1],
-        port: abi_port(),
+        port: abi::udp_rr::ECHO_PORT,
     };
     let mut cfg = UdpGenConfig::closed_loop(target, requests, 4, 42);
     cfg.load = load;
@@ -73,10 +73,6 @@ fn run_with(load: Load, timing: bool, cmdline: &str, requests: u64) -> Run {
         wire_latency_ns,
         interrupts,
     }
-}
-
-fn abi_port() -> u16 {
-    7
 }
 
 fn closed() -> &'static Run {

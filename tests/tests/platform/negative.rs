@@ -68,8 +68,14 @@ fn no_double_fault_gate_is_a_triple_fault() {
 }
 
 #[test]
-fn unknown_mode_exits_2() {
-    let out = run("1s", false, false, "no-such-mode");
-    assert_eq!(out.end, RunEnd::Exit(2));
-    assert!(console(&out).contains("kernel: unknown mode \"no-such-mode\""));
+fn a_bad_command_line_exits_2() {
+    for cmdline in ["no-such-mode", "net triple", "no-idt triple", "net no-such-mode"] {
+        let out = run("1s", false, false, cmdline);
+        assert_eq!(out.end, RunEnd::Exit(2), "{cmdline}");
+        assert!(
+            console(&out).contains(&format!("kernel: bad command line {cmdline:?}")),
+            "{cmdline}: {}",
+            console(&out)
+        );
+    }
 }

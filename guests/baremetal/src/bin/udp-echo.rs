@@ -14,19 +14,15 @@
 #![no_std]
 #![no_main]
 
-use core::ptr::{read_volatile, write_volatile};
-use core::sync::atomic::{Ordering, compiler_fence};
-
 use abi::nic::{self as reg};
-use abi::udp_rr::{self, frame::*};
+use abi::udp_rr;
+use baremetal::nic::{self, EchoQueue, Nic};
 use baremetal::{Boot, exit, halt, println};
 
 baremetal::entry!(smp main);
 
 /// Descriptors per ring.
 const RING: u64 = 256;
-/// Bytes per buffer (a 1514-byte frame fits).
-const BUF: u64 = 2048;
 /// The receive interrupt's vector in `irq` mode.
 const VECTOR: u8 = 0x40;
 
@@ -60,7 +56,7 @@ static mut IDT: Idt = Idt([0; 512]);
 
 /// Installs an IDT whose only gate is [`VECTOR`] → `udp_echo_isr`, and enables the local APIC.
 fn setup_interrupts() {
-    let isr = udp_echo_isr as usize as u64;
+    let isr = udp_echo_isr as *const () as u64;
     // A 64-bit interrupt gate (SDM Vol. 3A Figure 6-8): code selector 0x08, present, DPL 0.
     let low = (isr & 0xFFFF) | 0x08 << 16 | 0x8E << 40 | ((isr >> 16) & 0xFFFF) << 48;
     let limit_base: [u16; 5];
@@ -99,54 +95,6 @@ fn sleep_unless(ready: impl Fn() -> bool) -> bool {
     true
 }
 
-/// The NIC's registers at `base`.
-struct Nic {
-    base: u64,
-}
-
-impl Nic {
-    fn read(&self, off: u64) -> u64 {
-        // SAFETY: `base` is the NIC's MMIO window, identity-mapped by the loader; the
-        // register file accepts 8-byte loads at 8-byte-aligned offsets.
-        unsafe { read_volatile((self.base + off) as *const u64) }
-    }
-    fn write(&self, off: u64, v: u64) {
-        // SAFETY: as for `read`.
-        unsafe { write_volatile((self.base + off) as *mut u64, v) }
-    }
-}
-
-/// A descriptor of a ring in RAM.
-fn desc(ring: u64, i: u64) -> *mut reg::Desc {
-    (ring + (i % RING) * reg::DESC_SIZE) as *mut reg::Desc
-}
-
-fn status(ring: u64, i: u64) -> u16 {
-    // SAFETY: `desc` points into a ring this program owns; the NIC writes it by DMA, hence
-    // the volatile read.
-    unsafe { read_volatile(&raw const (*desc(ring, i)).status) }
-}
-
-fn set_desc(ring: u64, i: u64, addr: u64, len: u16) {
-    let d = reg::Desc {
-        addr,
-        len,
-        flags: 0,
-        status: 0,
-        reserved: 0,
-    };
-    // SAFETY: as for `status`.
-    unsafe { write_volatile(desc(ring, i), d) }
-}
-
-fn find_nic(boot: &Boot) -> Option<(Nic, u32)> {
-    boot.ranges()
-        .iter()
-        .filter(|r| r.kind == abi::boot::MEM_MMIO)
-        .map(|r| (Nic { base: r.base }, r.node))
-        .find(|(n, _)| n.read(reg::ID) == reg::NIC_ID)
-}
-
 fn responder(boot: &Boot) -> usize {
     if let Some(n) = boot
         .cmdline()
@@ -167,13 +115,13 @@ fn main(boot: &Boot) -> u32 {
     if me != responder(boot) {
         halt();
     }
-    let Some((nic, nic_node)) = find_nic(boot) else {
+    let Some(nic) = Nic::find(boot) else {
         println!("udp-echo: no NIC");
         exit(2);
     };
     let node = boot.cores()[me].node;
     // Rings and buffers at the top of the largest usable range of this core's node.
-    let size = 2 * RING * reg::DESC_SIZE + 2 * RING * BUF;
+    let size = nic::footprint(RING);
     let Some(range) = boot
         .ranges()
         .iter()
@@ -184,42 +132,29 @@ fn main(boot: &Boot) -> u32 {
         exit(3);
     };
     let base = (range.base + range.len - size) & !0xFFF;
-    let (rx_ring, tx_ring) = (base, base + RING * reg::DESC_SIZE);
-    let rx_bufs = base + 2 * RING * reg::DESC_SIZE;
-    let tx_bufs = rx_bufs + RING * BUF;
 
     nic.write(reg::CTRL, reg::CTRL_RESET);
-    let q = reg::queue(0);
-    for i in 0..RING {
-        set_desc(rx_ring, i, rx_bufs + i * BUF, BUF as u16);
-        set_desc(tx_ring, i, 0, 0);
-    }
-    nic.write(q + reg::RX_BASE, rx_ring);
-    nic.write(q + reg::RX_SIZE, RING);
-    nic.write(q + reg::RX_TAIL, RING - 1);
-    nic.write(q + reg::TX_BASE, tx_ring);
-    nic.write(q + reg::TX_SIZE, RING);
+    let mut queue = EchoQueue::new(nic, 0, RING, base);
     let irq = boot.cmdline().split_whitespace().any(|w| w == "irq");
     if irq {
         setup_interrupts();
-        let apic_id = boot.cores()[me].apic_id as u64;
-        nic.write(q + reg::IRQ, VECTOR as u64 | apic_id << reg::IRQ_DEST_SHIFT);
+        queue.route_interrupt(VECTOR, boot.cores()[me].apic_id);
         nic.write(reg::IMS, reg::cause_rx(0));
     }
     nic.write(reg::CTRL, reg::CTRL_ENABLE);
-    let mac = reg::mac_from_bits(nic.read(reg::MAC));
+    let mac = nic.mac();
     println!(
-        "udp-echo: core {me} (node {node}) answers on port {} for {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}; NIC on node {nic_node}, rings on node {node}",
+        "udp-echo: core {me} (node {node}) answers on port {} for {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}; NIC on node {}, rings on node {node}",
         udp_rr::ECHO_PORT,
         mac[0],
         mac[1],
         mac[2],
         mac[3],
         mac[4],
-        mac[5]
+        mac[5],
+        nic.node
     );
 
-    let (mut rx_next, mut tx_sent, mut tx_done) = (0u64, 0u64, 0u64);
     let (mut answered, mut ignored) = (0u64, 0u64);
     let (mut bye, mut sleeps) = (false, 0u64);
     while !bye {
@@ -228,86 +163,25 @@ fn main(boot: &Boot) -> u32 {
             nic.write(reg::ICR, reg::cause_rx(0));
         }
         // Poll the next receive descriptor, or sleep until the NIC interrupts.
-        if status(rx_ring, rx_next) & reg::DD == 0 {
+        if !queue.ready() {
             if irq {
-                sleeps += sleep_unless(|| status(rx_ring, rx_next) & reg::DD != 0) as u64;
+                sleeps += sleep_unless(|| queue.ready()) as u64;
             } else {
                 core::hint::spin_loop();
             }
             continue;
         }
-        // A batch: every frame that is ready.
-        while status(rx_ring, rx_next) & reg::DD != 0 {
-            compiler_fence(Ordering::Acquire);
-            // SAFETY: the descriptor is done, so the NIC has written `len` bytes into this
-            // buffer, which the program owns until it gives the descriptor back.
-            let d = unsafe { read_volatile(desc(rx_ring, rx_next)) };
-            let frame =
-                // SAFETY: as above; `len` <= BUF.
-                unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) };
-            match classify(frame) {
-                Some(udp_rr::KIND_REQUEST) => {
-                    // Room for one more frame in flight (at most RING - 1).
-                    while tx_sent - tx_done >= RING - 1 {
-                        if status(tx_ring, tx_done) & reg::DD != 0 {
-                            tx_done += 1;
-                        }
-                    }
-                    let buf = tx_bufs + (tx_sent % RING) * BUF;
-                    // SAFETY: the transmit buffer of a descriptor the NIC is done with.
-                    let out =
-                        unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, frame.len()) };
-                    out.copy_from_slice(frame);
-                    swap(out, ETH_DST, ETH_SRC, 6);
-                    swap(out, IP_SRC, IP_DST, 4);
-                    swap(out, UDP_SRC, UDP_DST, 2);
-                    set_desc(tx_ring, tx_sent, buf, frame.len() as u16);
-                    tx_sent += 1;
-                    answered += 1;
-                }
-                Some(udp_rr::KIND_BYE) => bye = true,
-                _ => ignored += 1,
-            }
-            set_desc(rx_ring, rx_next, d.addr, BUF as u16);
-            rx_next += 1;
-        }
-        compiler_fence(Ordering::Release);
-        // One doorbell per batch, and the batch's receive descriptors back to the NIC.
-        nic.write(q + reg::TX_TAIL, tx_sent % RING);
-        nic.write(q + reg::RX_TAIL, (rx_next - 1) % RING);
+        let s = queue.serve();
+        answered += s.answered;
+        ignored += s.ignored;
+        bye = s.bye;
     }
-    while tx_done < tx_sent {
-        if status(tx_ring, tx_done) & reg::DD != 0 {
-            tx_done += 1;
-        }
-    }
+    queue.drain();
     println!(
         "udp-echo: answered {answered}, ignored {ignored}, slept {sleeps} times; NIC rx {} tx {} dropped {}",
         nic.read(reg::RX_PACKETS),
         nic.read(reg::TX_PACKETS),
-        nic.read(reg::RX_NO_DESC) + nic.read(reg::RX_NO_MATCH)
+        nic.dropped()
     );
     exit(0)
-}
-
-/// The `udp_rr` kind of a frame to the echo port, if it is one.
-fn classify(f: &[u8]) -> Option<u32> {
-    if f.len() < PAYLOAD + udp_rr::HEADER_SIZE
-        || u16::from_be_bytes([f[ETH_TYPE], f[ETH_TYPE + 1]]) != ETHERTYPE_IPV4
-        || f[IP] != 0x45
-        || f[IP_PROTO] != PROTO_UDP
-        || u16::from_be_bytes([f[UDP_DST], f[UDP_DST + 1]]) != udp_rr::ECHO_PORT
-    {
-        return None;
-    }
-    let p = &f[PAYLOAD..];
-    let magic = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-    (magic == udp_rr::MAGIC).then(|| u32::from_le_bytes([p[4], p[5], p[6], p[7]]))
-}
-
-/// Swaps `n` bytes at `a` with those at `b`.
-fn swap(f: &mut [u8], a: usize, b: usize, n: usize) {
-    for i in 0..n {
-        f.swap(a + i, b + i);
-    }
 }

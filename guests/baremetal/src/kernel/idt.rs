@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::arch::{Global, cr2};
 use super::gdt::{self, KERNEL_CS};
 use super::syscall::resume_kernel;
-use super::{apic, log, paging, percpu, smp, user};
+use super::{apic, log, net, paging, percpu, smp, user};
 use baremetal::Console;
 
 pub const DE: u8 = 0;
@@ -132,6 +132,7 @@ stubs! {
     vec20 = 20; vec21 = 21 err; vec22 = 22; vec23 = 23; vec24 = 24; vec25 = 25; vec26 = 26;
     vec27 = 27; vec28 = 28; vec29 = 29 err; vec30 = 30 err; vec31 = 31;
     vec_timer = 0x20; vec_token = 0x40; vec_broadcast = 0x41;
+    vec_net0 = 0x50; vec_net1 = 0x51; vec_net_done = 0x52;
     vec_int_user = 0x80; vec_int_kernel = 0x81; vec_spurious = 0xFF;
 }
 
@@ -227,6 +228,11 @@ extern "C" fn trap(f: &mut TrapFrame) {
         }
         apic::TOKEN_VECTOR => return smp::token(),
         apic::BROADCAST_VECTOR => return smp::broadcast(),
+        v if (net::VECTOR..net::VECTOR + net::QUEUES as u8).contains(&v) => {
+            return net::interrupt((v - net::VECTOR) as usize);
+        }
+        // Only wakes core 0 from `hlt`.
+        net::DONE_VECTOR => return apic::eoi(),
         // Never raised by the model; no EOI for a spurious interrupt (SDM §11.9).
         apic::SPURIOUS_VECTOR => return,
         _ => {}

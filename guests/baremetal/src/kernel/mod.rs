@@ -11,19 +11,24 @@
 //! 4. the x2APIC timer in periodic mode while a ring-3 program spins, one-shot and
 //!    TSC-deadline modes (`apic`);
 //! 5. the other cores started by INIT and start-up IPIs, a token passed round them by IPI
-//!    (across sockets on `2s`), and a broadcast IPI (`smp`).
+//!    (across sockets on `2s`), and a broadcast IPI (`smp`);
+//! 6. with `net` on the command line, the NIC: two queues steered by MAC, each with its rings
+//!    on the node of the core that serves it, answering the wire's UDP load generator from
+//!    per-queue interrupt handlers on a core of each socket (`net`).
 //!
 //! It prints `ok N what` (or `not ok N what`, with what it saw) for every point and exits 0
 //! only if all passed. The command line selects a deliberate failure instead:
 //!
 //! | mode | what happens | how the run ends |
 //! |---|---|---|
-//! | (empty) | every check | exit 0, or 1 if a check failed |
+//! | (empty) | every check but the NIC's | exit 0, or 1 if a check failed |
+//! | `net` | every check, then the NIC phase (attach a UDP generator to the wire) | as above |
 //! | `no-idt` | ring 3 runs `hlt` with no IDT loaded | the machine's unhandled-#GP report |
 //! | `no-gp-gate` | ring 3 runs `hlt`; the #GP gate is not present | #NP, then #DF: exit 8 |
 //! | `triple` | as `no-gp-gate`, and the #DF gate is not present either | triple-fault report |
 //!
-//! Any other command line exits 2; an exception the kernel does not expect exits 3.
+//! Any other command line exits 2 (`net` combines with none of the failures); an exception
+//! the kernel does not expect exits 3.
 
 mod apic;
 mod arch;
@@ -81,19 +86,36 @@ macro_rules! check {
     ($c:expr, $ok:expr, $($what:tt)*) => { $c.check($ok, format_args!($($what)*)) };
 }
 
+// After `check!`, which it uses.
+mod net;
+
 pub fn main(boot: &Boot) -> u32 {
-    let mode = match boot.cmdline().trim() {
-        "" => Mode::All,
-        "no-idt" => Mode::NoIdt,
-        "no-gp-gate" => Mode::NoGpGate,
-        "triple" => Mode::Triple,
-        other => {
-            println!("kernel: unknown mode {other:?}; use no-idt, no-gp-gate or triple");
-            return EXIT_USAGE;
-        }
+    let (mut mode, mut net) = (Some(Mode::All), false);
+    for word in boot.cmdline().split_whitespace() {
+        mode = match (word, mode) {
+            ("net", m) => {
+                net = true;
+                m
+            }
+            ("no-idt", Some(Mode::All)) => Some(Mode::NoIdt),
+            ("no-gp-gate", Some(Mode::All)) => Some(Mode::NoGpGate),
+            ("triple", Some(Mode::All)) => Some(Mode::Triple),
+            _ => None,
+        };
+    }
+    let Some(mode) = mode.filter(|&m| m == Mode::All || !net) else {
+        println!(
+            "kernel: bad command line {:?}; use net, or one of no-idt, no-gp-gate and triple",
+            boot.cmdline()
+        );
+        return EXIT_USAGE;
     };
     let core = boot.core();
-    println!("kernel: core {core} of {}, mode {mode:?}", boot.ncores());
+    println!(
+        "kernel: core {core} of {}, mode {mode:?}{}",
+        boot.ncores(),
+        if net { ", with the NIC phase" } else { "" }
+    );
     let mut c = Checks { n: 0, failed: 0 };
 
     set_up(&mut c, boot, mode);
@@ -113,7 +135,15 @@ pub fn main(boot: &Boot) -> u32 {
     }
     check_x2apic(&mut c, boot);
     check_timer(&mut c);
-    check_smp(&mut c, boot);
+    let online = check_smp(&mut c, boot);
+    if net {
+        net::check(&mut c, boot, online);
+    }
+    if online > 1 {
+        // Let the other cores stop: they look at SHUTDOWN after each interrupt.
+        smp::SHUTDOWN.store(true, core::sync::atomic::Ordering::Release);
+        apic::send(0, smp::all_but_self(apic::BROADCAST_VECTOR));
+    }
 
     if c.failed == 0 {
         println!("kernel: all {} checks passed", c.n);
@@ -564,15 +594,16 @@ fn check_timer(c: &mut Checks) {
 /// How long core 0 waits for the other cores before it calls a check failed.
 const SMP_TIMEOUT: u64 = 50_000_000;
 
-fn check_smp(c: &mut Checks, boot: &Boot) {
-    use abi::apic::{ICR_ALL_BUT_SELF, ICR_FIXED};
+/// Starts the other cores and checks IPIs between them; returns how many cores run (1 if
+/// the others did not come up).
+fn check_smp(c: &mut Checks, boot: &Boot) -> usize {
     use smp::{AP_OK, BROADCAST_SEEN, ONLINE, TOKEN_SEEN};
 
     let n = boot.ncores().min(gdt::MAX_CORES);
     smp::NCORES.store(n, Relaxed);
     if n < 2 {
         println!("kernel: a single core: no INIT/SIPI or IPI checks");
-        return;
+        return 1;
     }
     let start = apic::startup_address();
     let usable = boot.ranges().iter().any(|r| {
@@ -594,7 +625,7 @@ fn check_smp(c: &mut Checks, boot: &Boot) {
         n - 1
     );
     if !online {
-        return;
+        return 1;
     }
 
     let mut sockets = [false; gdt::MAX_CORES];
@@ -611,8 +642,7 @@ fn check_smp(c: &mut Checks, boot: &Boot) {
         "IPI token ring: {n} cores on {sockets} socket(s), each passed the token on once"
     );
 
-    let all_but_self = ICR_FIXED | ICR_ALL_BUT_SELF | apic::BROADCAST_VECTOR as u64;
-    apic::send(0, all_but_self);
+    apic::send(0, smp::all_but_self(apic::BROADCAST_VECTOR));
     let seen = || {
         (1..n)
             .map(|k| BROADCAST_SEEN[k].load(Relaxed) as usize)
@@ -626,8 +656,5 @@ fn check_smp(c: &mut Checks, boot: &Boot) {
         "broadcast IPI to all but self: each of the {} other cores took it once",
         n - 1
     );
-
-    // Let the other cores stop.
-    smp::SHUTDOWN.store(true, core::sync::atomic::Ordering::Release);
-    apic::send(0, all_but_self);
+    n
 }

@@ -63,6 +63,11 @@ extern "C" fn ap_entry(_boot_info: u64, core: u64) -> ! {
     }
 }
 
+/// The ICR's low word for a fixed interrupt with `vector` to every core but the sender.
+pub fn all_but_self(vector: u8) -> u64 {
+    abi::apic::ICR_FIXED | abi::apic::ICR_ALL_BUT_SELF | vector as u64
+}
+
 /// The token's handler: count it, pass it to the next core (core 0 keeps it).
 pub fn token() {
     let core = percpu::core();
