@@ -73,6 +73,8 @@ fn expected(cores: usize, sockets: usize) -> Vec<String> {
         "non-canonical address in ring 3: #GP error 0x0",
         "accessed/dirty bits: read page A=1 D=0, written page A=1 D=1",
         "kernel stack overflow: #DF on the IST1 stack, cr2 in the guard page, program ended",
+        "RFLAGS.TF in ring 3: 3 #DB traps, each after one instruction (the first after the one \
+         following popfq), saved rip exact",
         "x2APIC: CPUID has x2APIC and TSC-deadline, IA32_APIC_BASE 0xfee00d00 (BSP, enabled, \
          x2APIC), id 0",
         "APIC timer, periodic (vector 0x20, divide by 16, count 2500): 10 interrupts counted in \

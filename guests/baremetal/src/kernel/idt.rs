@@ -11,10 +11,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::arch::{Global, cr2};
 use super::gdt::{self, KERNEL_CS};
 use super::syscall::resume_kernel;
-use super::{apic, log, net, paging, percpu, smp, user};
+use super::{apic, debug, log, net, paging, percpu, smp, user};
 use baremetal::Console;
 
 pub const DE: u8 = 0;
+pub const DB: u8 = 1;
 pub const BP: u8 = 3;
 pub const UD: u8 = 6;
 pub const DF: u8 = 8;
@@ -210,6 +211,7 @@ extern "C" fn trap(f: &mut TrapFrame) {
             log::record(log::id::LAZY, f, cr2);
             return;
         }
+        DB if debug::trap(f) => return,
         BP if from_user => {
             log::record(log::id::BREAKPOINT, f, cr2);
             return;

@@ -86,7 +86,8 @@ macro_rules! check {
     ($c:expr, $ok:expr, $($what:tt)*) => { $c.check($ok, format_args!($($what)*)) };
 }
 
-// After `check!`, which it uses.
+// After `check!`, which they use.
+mod debug;
 mod net;
 
 pub fn main(boot: &Boot) -> u32 {
@@ -129,6 +130,7 @@ pub fn main(boot: &Boot) -> u32 {
     let status = syscall::enter_user(user::main_entry(), USER_STACK_TOP);
     println!("kernel: back in ring 0, status {status:#x}");
     check_ring3(&mut c, core, status);
+    debug::check(&mut c);
 
     for (i, info) in boot.cores().iter().enumerate().take(gdt::MAX_CORES) {
         apic::APIC_IDS[i].store(info.apic_id, Relaxed);

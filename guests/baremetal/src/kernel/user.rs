@@ -33,6 +33,10 @@ unsafe extern "C" {
     fn kernel_user_main();
     fn kernel_user_hlt();
     fn kernel_user_spin();
+    fn kernel_user_step();
+    static kernel_user_step_1: u8;
+    static kernel_user_step_2: u8;
+    static kernel_user_step_end: u8;
     fn kernel_probe_write(addr: u64, value: u64) -> u64;
     fn kernel_probe_read(addr: u64) -> u64;
     fn kernel_probe_syscall() -> u64;
@@ -61,6 +65,22 @@ pub fn hlt_entry() -> u64 {
 /// page, then exits with the count.
 pub fn spin_entry() -> u64 {
     kernel_user_spin as *const () as u64
+}
+
+/// A program that sets RFLAGS.TF with `popfq` and runs on through three instructions.
+pub fn step_entry() -> u64 {
+    kernel_user_step as *const () as u64
+}
+
+/// Where the single-step traps of [`step_entry`]'s program must leave the saved RIP, in
+/// order: after the instruction following `popfq`, then after each instruction; the last is
+/// where the handler clears TF.
+pub fn step_points() -> [u64; 3] {
+    [
+        (&raw const kernel_user_step_1) as u64,
+        (&raw const kernel_user_step_2) as u64,
+        (&raw const kernel_user_step_end) as u64,
+    ]
 }
 
 /// Timer ticks the spinning program waits for.
@@ -264,6 +284,27 @@ global_asm!(
     "    cmp rsi, {spin_ticks}",
     "    jb .Lspin",
     "    mov rdi, rsi",
+    "    mov eax, {sys_exit}",
+    "    syscall",
+    "    ud2",
+    "",
+    // Single-steps three instructions: RFLAGS.TF set by popfq traps after the instruction
+    // that follows popfq, then after each one; the #DB handler clears TF at the end label.
+    ".globl kernel_user_step",
+    "kernel_user_step:",
+    "    pushfq",
+    "    or qword ptr [rsp], 0x100",
+    "    popfq",
+    "    nop",
+    ".globl kernel_user_step_1",
+    "kernel_user_step_1:",
+    "    add eax, 1",
+    ".globl kernel_user_step_2",
+    "kernel_user_step_2:",
+    "    nop",
+    ".globl kernel_user_step_end",
+    "kernel_user_step_end:",
+    "    xor edi, edi",
     "    mov eax, {sys_exit}",
     "    syscall",
     "    ud2",
