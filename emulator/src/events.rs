@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+/// The latest time a checkpoint may hold for a device event or a device's own clock (2^62
+/// cycles: 73 years at 2 GHz), and the most sequence numbers: restore refuses later ones,
+/// which only a forged file holds and which would overflow time arithmetic.
+pub const MAX_TIME: u64 = 1 << 62;
+
 /// An event due at `time` (core cycles), the `seq`-th one scheduled.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Entry<E> {
@@ -60,6 +65,11 @@ impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventQueue<E> {
                 "event queue: sequence numbers must be unique and below the next one",
             ));
         }
+        if next_seq > MAX_TIME || entries.iter().any(|e| e.time > MAX_TIME) {
+            return Err(serde::de::Error::custom(format!(
+                "event queue: times and sequence numbers must be at most {MAX_TIME}"
+            )));
+        }
         Ok(EventQueue {
             heap: entries.into(),
             next_seq,
@@ -100,6 +110,11 @@ impl<E> EventQueue<E> {
 
     pub fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Every pending event with its time, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &E)> {
+        self.heap.iter().map(|e| (e.time, &e.event))
     }
 
     pub fn is_empty(&self) -> bool {

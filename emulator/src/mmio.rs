@@ -104,6 +104,70 @@ impl Bus {
         bus
     }
 
+    /// Checks a bus read from a checkpoint against `fresh`, the one the machine description
+    /// gives: the same devices and wires (each checked in turn), and events and interrupt
+    /// messages that name devices, queues and endpoints that exist, at times that leave room
+    /// to run. A forged checkpoint gets an error here instead of a panic later.
+    pub fn check_restored(&self, fresh: &Bus) -> Result<(), String> {
+        if self.owners != fresh.owners
+            || self.one_way != fresh.one_way
+            || self.hz != fresh.hz
+            || self.nics.len() != fresh.nics.len()
+            || self.wires.len() != fresh.wires.len()
+        {
+            return Err(format!(
+                "{} devices, {} NICs and {} wires; the description has {}, {} and {}",
+                self.owners.len(),
+                self.nics.len(),
+                self.wires.len(),
+                fresh.owners.len(),
+                fresh.nics.len(),
+                fresh.wires.len()
+            ));
+        }
+        for (i, (n, f)) in self.nics.iter().zip(&fresh.nics).enumerate() {
+            n.check_restored(f).map_err(|e| format!("NIC {i}: {e}"))?;
+        }
+        for (i, (w, f)) in self.wires.iter().zip(&fresh.wires).enumerate() {
+            w.check_restored(f)
+                .map_err(|e| format!("the wire of NIC {i}: {e}"))?;
+        }
+        for (t, ev) in self.events.iter() {
+            let nic = match ev {
+                Event::NicRx { nic, .. }
+                | Event::NicKick { nic, .. }
+                | Event::NicDone { nic, .. }
+                | Event::WireOut { nic, .. }
+                | Event::Wake { nic, .. } => *nic as usize,
+            };
+            let ok = nic < self.nics.len()
+                && match ev {
+                    Event::NicDone { completion, .. } => {
+                        (completion.queue as usize) < self.nics[nic].queues.len()
+                    }
+                    Event::Wake { ep, .. } => (*ep as usize) < self.wires[nic].endpoints().len(),
+                    _ => true,
+                };
+            if !ok {
+                let what = match ev {
+                    Event::NicRx { .. } => "a received frame",
+                    Event::NicKick { .. } => "a doorbell",
+                    Event::NicDone { .. } => "a descriptor write-back",
+                    Event::WireOut { .. } => "a frame on the wire",
+                    Event::Wake { .. } => "a wake-up",
+                };
+                return Err(format!(
+                    "{what} at cycle {t} for NIC {nic}, or a queue or endpoint of it, that \
+                     does not exist"
+                ));
+            }
+        }
+        if let Some(m) = self.irqs.iter().find(|m| m.time > crate::events::MAX_TIME) {
+            return Err(format!("an interrupt message at cycle {}", m.time));
+        }
+        Ok(())
+    }
+
     /// Whether `pa` lies in a device's window.
     #[inline]
     pub fn is_mmio(&self, pa: u64) -> bool {
@@ -190,6 +254,12 @@ impl Bus {
     /// Device events not yet run.
     pub fn pending_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// The device events not yet run, with their times, in no particular order (what is in
+    /// flight: frames on a wire, DMA write-backs, doorbells, endpoint wake-ups).
+    pub fn events(&self) -> impl Iterator<Item = (u64, &Event)> {
+        self.events.iter()
     }
 
     /// Attaches an endpoint to the wire of NIC `nic` and starts it at `now`; returns its
@@ -295,5 +365,120 @@ impl Bus {
                 self.call_endpoint(nic, ep, t, |e, io| e.wake(io));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`Bus::check_restored`]: what a forged checkpoint could hold in the device part is
+    //! refused with an error naming it (`crate::checkpoint` feeds it whole files).
+
+    use super::*;
+    use crate::devices::nic::Completion;
+    use crate::wire::{Endpoint, EndpointIo};
+    use std::any::Any;
+
+    #[derive(Clone)]
+    struct Quiet;
+    impl Endpoint for Quiet {
+        fn name(&self) -> &str {
+            "quiet"
+        }
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 9]
+        }
+        fn start(&mut self, io: &mut EndpointIo) {
+            io.wake_at(1000);
+        }
+        fn receive(&mut self, _: &[u8], _: &mut EndpointIo) {}
+        fn wake(&mut self, _: &mut EndpointIo) {}
+        fn save(&self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn restore(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn clone_box(&self) -> Box<dyn Endpoint> {
+            Box::new(self.clone())
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    /// The bus of preset `2s` with an endpoint attached (a wake-up pending), through a
+    /// checkpoint encoding: what `Machine::restore` gets.
+    fn saved() -> (Bus, Bus) {
+        let desc = MachineDesc::load("2s").unwrap();
+        let mut b = Bus::new(&desc);
+        b.attach_endpoint(0, Box::new(Quiet), 0);
+        let r: Bus = postcard::from_bytes(&postcard::to_stdvec(&b).unwrap()).unwrap();
+        (r, Bus::new(&desc))
+    }
+
+    fn refused(edit: impl FnOnce(&mut Bus), says: &str) {
+        let (mut b, fresh) = saved();
+        edit(&mut b);
+        let e = b.check_restored(&fresh).unwrap_err();
+        assert!(e.contains(says), "expected `{says}` in: {e}");
+    }
+
+    #[test]
+    fn a_restored_bus_must_be_the_descriptions() {
+        let (b, fresh) = saved();
+        b.check_restored(&fresh).unwrap();
+        assert_eq!(b.wires[0].detached(), [0]);
+
+        // The shape: devices, wires, latencies, clock.
+        refused(|b| b.owners.push(Owner::Nic(1)), "2 devices, 1 NICs");
+        refused(|b| drop(b.nics.pop()), "0 NICs");
+        refused(|b| drop(b.wires.pop()), "0 wires");
+        refused(|b| b.one_way[0][1] += 1, "devices");
+        refused(|b| b.hz += 1, "devices");
+        // Events and interrupts that name nothing, or lie beyond any run.
+        refused(
+            |b| b.events.push(5, Event::NicKick { nic: 1, queue: 0 }),
+            "a doorbell at cycle 5 for NIC 1",
+        );
+        refused(
+            |b| b.events.push(5, Event::Wake { nic: 0, ep: 1 }),
+            "a wake-up at cycle 5",
+        );
+        let completion = Completion {
+            generation: 1,
+            queue: 4,
+            tx: false,
+            desc_at: 0x20_0000,
+            desc: [0; 16],
+        };
+        refused(
+            |b| b.events.push(9, Event::NicDone { nic: 0, completion }),
+            "a descriptor write-back at cycle 9",
+        );
+        refused(
+            |b| {
+                b.irqs.push(IrqMessage {
+                    time: u64::MAX,
+                    dest: 0,
+                    vector: 32,
+                })
+            },
+            "an interrupt message",
+        );
+        // The NIC and the wire are checked too.
+        refused(
+            |b| b.nics[0].mac = [2, 0, 0, 0, 0, 7],
+            "NIC 0: socket 0, MAC 02:00:00:00:00:07",
+        );
+        refused(|b| b.nics[0].queues.push(Default::default()), "NIC 0: ");
+        refused(
+            |b| b.wires[0] = Wire::new(1.0, 1.0, 2400),
+            "the wire of NIC 0: a link of",
+        );
+        // A queue of forged events does not even deserialise.
+        let mut far = EventQueue::default();
+        far.push(crate::events::MAX_TIME + 1, 0u8);
+        let bytes = postcard::to_stdvec(&far).unwrap();
+        assert!(postcard::from_bytes::<EventQueue<u8>>(&bytes).is_err());
     }
 }

@@ -23,10 +23,19 @@
 //! An endpoint is an object of a type the emulator does not know, so a [`Wire`] serialises
 //! each endpoint as its name, MAC, pending wake-up and the bytes of [`Endpoint::save`]. A
 //! deserialised wire holds those bytes without an object: the runner builds the endpoint
-//! again from its scenario and hands it back with [`Wire::restore_endpoint`], which calls
-//! [`Endpoint::restore`] with the saved bytes. Until then frames for it are dropped and its
-//! wake-ups ignored ([`Wire::detached`] lists such slots).
+//! again — from its scenario, or from the saved bytes themselves when the endpoint saves its
+//! configuration too (`workloads::endpoints::reattach_all` does this for the endpoints of
+//! `workloads`) — and hands it back with [`Wire::restore_endpoint`], which checks its name
+//! and MAC and calls [`Endpoint::restore`] with the saved bytes. Until then the endpoint is
+//! absent: frames to it count as [`WireStats::unclaimed`] and its wake-ups are ignored, so
+//! the run no longer follows the uninterrupted one ([`Wire::detached`] lists such slots; a
+//! runner should refuse to go on while any is left).
+//!
+//! A deserialised wire is checked against one built fresh from the machine description
+//! ([`Wire::check_restored`]): its link parameters must be the description's, and its
+//! times and endpoint slots must be usable (a forged checkpoint gets an error, not a panic).
 
+use crate::events::MAX_TIME;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::any::Any;
 
@@ -200,6 +209,10 @@ impl EndpointSlot {
     pub fn endpoint(&self) -> Option<&dyn Endpoint> {
         self.ep.as_deref()
     }
+    /// The state a checkpoint left for it, until it is restored.
+    pub fn saved_state(&self) -> Option<&[u8]> {
+        self.saved.as_deref()
+    }
     pub(crate) fn endpoint_mut(&mut self) -> Option<&mut (dyn Endpoint + 'static)> {
         self.ep.as_deref_mut()
     }
@@ -336,32 +349,74 @@ impl Wire {
         self.endpoints.get(i).and_then(|s| s.endpoint())
     }
 
-    /// The endpoints a frame with destination `dst` goes to.
+    /// The endpoints a frame with destination `dst` goes to (attached ones only: a frame to
+    /// a detached endpoint is unclaimed).
     pub fn receivers(&self, dst: [u8; 6]) -> Vec<usize> {
         let group = dst[0] & 1 != 0;
         (0..self.endpoints.len())
-            .filter(|&i| group || self.endpoints[i].mac == dst)
+            .filter(|&i| {
+                let e = &self.endpoints[i];
+                e.ep.is_some() && (group || e.mac == dst)
+            })
             .collect()
     }
 
     /// Hands endpoint `i` back after a checkpoint was restored: `ep` must be built as the
-    /// original was (same type and configuration); it takes the saved state.
+    /// original was (same type and configuration, so the same name and MAC); it takes the
+    /// saved state. Refused, with the slot left as it was, for an endpoint of another name
+    /// or MAC, a state it does not accept, or a slot whose endpoint is attached already.
     pub fn restore_endpoint(&mut self, i: usize, mut ep: Box<dyn Endpoint>) -> Result<(), String> {
+        let n = self.endpoints.len();
         let slot = self
             .endpoints
             .get_mut(i)
-            .ok_or_else(|| format!("the wire has no endpoint {i}"))?;
+            .ok_or_else(|| format!("the wire has no endpoint {i} ({n} endpoints)"))?;
+        let mac = |m: [u8; 6]| crate::desc::MacAddr(m).to_string();
         if ep.name() != slot.name || ep.mac() != slot.mac {
             return Err(format!(
-                "endpoint {i} was `{}`, not `{}`",
+                "endpoint {i} was `{}` ({}), not `{}` ({})",
                 slot.name,
-                ep.name()
+                mac(slot.mac),
+                ep.name(),
+                mac(ep.mac())
             ));
         }
-        if let Some(state) = slot.saved.take() {
-            ep.restore(&state)?;
-        }
+        let Some(state) = &slot.saved else {
+            return Err(format!(
+                "endpoint {i} (`{}`) is attached already",
+                slot.name
+            ));
+        };
+        ep.restore(state)
+            .map_err(|e| format!("endpoint {i} (`{}`): {e}", slot.name))?;
+        slot.saved = None;
         slot.ep = Some(ep);
+        Ok(())
+    }
+
+    /// Checks a wire read from a checkpoint against `fresh`, the wire the machine
+    /// description gives: the same link, times that leave room to run, endpoints with state.
+    pub fn check_restored(&self, fresh: &Wire) -> Result<(), String> {
+        if (self.latency, self.cycles_per_byte_q32) != (fresh.latency, fresh.cycles_per_byte_q32) {
+            return Err(format!(
+                "a link of {} cycles and {:#x}/2^32 cycles per byte, the description's has {} \
+                 and {:#x}",
+                self.latency, self.cycles_per_byte_q32, fresh.latency, fresh.cycles_per_byte_q32
+            ));
+        }
+        for (what, d) in [("outgoing", &self.out), ("incoming", &self.inward)] {
+            if d.free_at > MAX_TIME {
+                return Err(format!(
+                    "the {what} direction is busy until cycle {}",
+                    d.free_at
+                ));
+            }
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if let Some(t) = e.next_wake.filter(|&t| t > MAX_TIME) {
+                return Err(format!("endpoint {i} (`{}`) wakes at cycle {t}", e.name));
+            }
+        }
         Ok(())
     }
 
@@ -456,13 +511,56 @@ mod tests {
         let text = ron::to_string(&w).unwrap();
         let mut r: Wire = ron::from_str(&text).unwrap();
         assert_eq!(r.detached(), [0, 1]);
-        assert!(
+        assert_eq!(r.endpoints()[1].saved_state(), Some(&[1u8, 2, 3][..]));
+        r.check_restored(&Wire::new(0.0, 10.0, 1000)).unwrap();
+        // Detached endpoints take no frames: they are unclaimed.
+        assert!(r.receivers([2, 0, 0, 0, 0, 2]).is_empty());
+        assert!(r.receivers([0xFF; 6]).is_empty());
+        assert_eq!(
             r.restore_endpoint(0, Box::new(Sink([2, 0, 0, 0, 0, 9])))
-                .is_err()
+                .unwrap_err(),
+            "endpoint 0 was `sink` (02:00:00:00:00:01), not `sink` (02:00:00:00:00:09)"
+        );
+        assert_eq!(
+            r.restore_endpoint(2, Box::new(Sink([2, 0, 0, 0, 0, 1])))
+                .unwrap_err(),
+            "the wire has no endpoint 2 (2 endpoints)"
         );
         r.restore_endpoint(0, Box::new(Sink([2, 0, 0, 0, 0, 1])))
             .unwrap();
         assert_eq!(r.detached(), [1]);
+        assert_eq!(r.receivers([0xFF; 6]), [0]);
+        assert_eq!(
+            r.restore_endpoint(0, Box::new(Sink([2, 0, 0, 0, 0, 1])))
+                .unwrap_err(),
+            "endpoint 0 (`sink`) is attached already"
+        );
         assert_eq!(ron::to_string(&r).unwrap(), text);
+        // A state the endpoint refuses leaves the slot detached, its state kept.
+        let mut bad: Wire = ron::from_str(&text.replace("state:[1,2,3]", "state:[1,2]")).unwrap();
+        let e = bad
+            .restore_endpoint(0, Box::new(Sink([2, 0, 0, 0, 0, 1])))
+            .unwrap_err();
+        assert_eq!(e, "endpoint 0 (`sink`): bad");
+        assert_eq!(bad.detached(), [0, 1]);
+        assert_eq!(bad.endpoints()[0].saved_state(), Some(&[1u8, 2][..]));
+    }
+
+    #[test]
+    fn a_restored_wire_must_be_the_descriptions() {
+        let mut w = Wire::new(1000.0, 10.0, 2500);
+        w.send_out(5000, 100);
+        let fresh = Wire::new(1000.0, 10.0, 2500);
+        w.check_restored(&fresh).unwrap();
+        let e = w.check_restored(&Wire::new(500.0, 10.0, 2500)).unwrap_err();
+        assert!(e.starts_with("a link of 2500 cycles"), "{e}");
+        assert!(w.check_restored(&Wire::new(1000.0, 1.0, 2500)).is_err());
+        let mut late = w.clone();
+        late.out.free_at = u64::MAX;
+        let e = late.check_restored(&fresh).unwrap_err();
+        assert!(e.contains("outgoing direction is busy until"), "{e}");
+        let mut late = w.clone();
+        late.inward.free_at = MAX_TIME + 1;
+        assert!(late.check_restored(&fresh).is_err());
     }
 }

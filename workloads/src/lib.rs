@@ -2,5 +2,6 @@
 //!
 //! The images are built by this crate's build script; see [`images`].
 
+pub mod endpoints;
 pub mod images;
 pub mod udpgen;

@@ -120,6 +120,11 @@ impl Persist for Sys {
         }
         sys.apic_outbox = state.apic_outbox;
         sys.domains = state.domains;
+        // `sys.bus` is the one the description gives: the saved one must match it.
+        state
+            .bus
+            .check_restored(&sys.bus)
+            .map_err(CheckpointError::inconsistent)?;
         sys.bus = state.bus;
         sys.timing = match state.timing {
             Some(t) => {

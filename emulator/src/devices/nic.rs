@@ -188,6 +188,61 @@ impl Nic {
         self.generation += 1;
     }
 
+    /// Checks a NIC read from a checkpoint against `fresh`, the one the machine description
+    /// gives: the same device (socket, MAC, queues, PCIe latency) in a state its registers
+    /// could hold, with times that leave room to run.
+    pub fn check_restored(&self, fresh: &Nic) -> Result<(), String> {
+        if (self.socket, self.mac, self.pcie, self.queues.len())
+            != (fresh.socket, fresh.mac, fresh.pcie, fresh.queues.len())
+        {
+            return Err(format!(
+                "socket {}, MAC {}, PCIe {} cycles, {} queues: the description says socket {}, \
+                 MAC {}, {} cycles, {} queues",
+                self.socket,
+                crate::desc::MacAddr(self.mac),
+                self.pcie,
+                self.queues.len(),
+                fresh.socket,
+                crate::desc::MacAddr(fresh.mac),
+                fresh.pcie,
+                fresh.queues.len()
+            ));
+        }
+        if self.filters.len() != fresh.filters.len() || self.ctrl & !reg::CTRL_ENABLE != 0 {
+            return Err(format!(
+                "{} MAC filters, control bits {:#x}",
+                self.filters.len(),
+                self.ctrl
+            ));
+        }
+        let limit = crate::events::MAX_TIME;
+        if self.rx_free > limit || self.tx_free > limit || self.generation > limit {
+            return Err(format!(
+                "engines busy until cycles {} and {}, generation {}",
+                self.rx_free, self.tx_free, self.generation
+            ));
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            // A driver may set any base; the NIC reads at `base + head * DESC_SIZE`, and head
+            // moves on only from a descriptor it could read (in RAM), so this never overflows.
+            let ring = |base: u64, size: u64, head: u64, tail: u64| {
+                size <= reg::MAX_RING
+                    && base.checked_add(head * reg::DESC_SIZE).is_some()
+                    && if size == 0 {
+                        head == 0 && tail == 0
+                    } else {
+                        head < size && tail < size
+                    }
+            };
+            if !ring(q.rx_base, q.rx_size, q.rx_head, q.rx_tail)
+                || !ring(q.tx_base, q.tx_size, q.tx_head, q.tx_tail)
+            {
+                return Err(format!("queue {i} has rings no driver could set: {q:?}"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn enabled(&self) -> bool {
         self.ctrl & reg::CTRL_ENABLE != 0
     }

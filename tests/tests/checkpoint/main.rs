@@ -3,6 +3,9 @@
 //! instruction counts, cycles, statistics, state hash, and a byte-identical final checkpoint
 //! (the whole machine: cores, TLBs, code cache, caches, directory, queues, devices) — with the
 //! timing model on and off, on multi-core images, from checkpoints taken at several points.
+//! `nic.rs`: the same with NIC traffic in flight and the wire's generator handed back.
+
+mod nic;
 
 use emulator::stats::Report;
 use emulator::{Machine, MachineDesc, RunEnd};

@@ -516,3 +516,45 @@ fn device_state_round_trips_through_a_checkpoint_encoding() {
         postcard::to_allocvec(&original).unwrap()
     );
 }
+
+/// A NIC read from a checkpoint must be the description's, in a state its registers could
+/// reach: rings within their sizes and the address space, engines and generation within
+/// the time limit (a forged one would otherwise loop forever, overflow or index past the
+/// filters).
+#[test]
+fn a_restored_nic_is_checked_against_the_description() {
+    let fresh = sys(false).bus.nics[0].clone();
+    let mut s = sys(false);
+    setup_queue(&mut s, 0, 0x20_0000, 4, 2048);
+    wr(&mut s, reg::CTRL, reg::CTRL_ENABLE);
+    let good = s.bus.nics[0].clone();
+    good.check_restored(&fresh).unwrap();
+    type Edit = fn(&mut crate::devices::nic::Nic);
+    let cases: [(&str, Edit); 13] = [
+        ("socket", |n| n.socket = 1),
+        ("PCIe", |n| n.pcie += 1),
+        ("queues", |n| n.queues.truncate(1)),
+        ("filters", |n| n.filters.truncate(3)),
+        ("control", |n| n.ctrl |= reg::CTRL_RESET),
+        ("rx engine", |n| n.rx_free = u64::MAX),
+        ("tx engine", |n| n.tx_free = crate::events::MAX_TIME + 1),
+        ("generation", |n| n.generation = u64::MAX),
+        ("ring size", |n| n.queues[0].rx_size = reg::MAX_RING + 1),
+        ("head", |n| n.queues[0].rx_head = 4),
+        ("tail", |n| n.queues[0].tx_tail = 4),
+        ("off ring", |n| n.queues[1].tx_head = 1),
+        ("base", |n| {
+            n.queues[0].rx_base = u64::MAX - 8;
+            n.queues[0].rx_head = 1;
+        }),
+    ];
+    for (what, edit) in cases {
+        let mut n = good.clone();
+        edit(&mut n);
+        assert!(n.check_restored(&fresh).is_err(), "{what}: accepted");
+    }
+    // A ring at the top of the address space is a driver's mistake, not a forgery: the NIC
+    // reads nothing there and its head stays at 0.
+    wr(&mut s, reg::queue(0) + reg::RX_BASE, u64::MAX - 8);
+    s.bus.nics[0].check_restored(&fresh).unwrap();
+}
