@@ -6,6 +6,7 @@
 pub mod annotate;
 pub mod apic;
 pub mod boot;
+pub mod cpu;
 pub mod mmio;
 pub mod nic;
 pub mod ports;

@@ -7,6 +7,7 @@
 //! `negative` runs its deliberate failures.
 
 mod negative;
+mod net;
 
 use emulator::{Outcome, RunConfig, RunEnd};
 

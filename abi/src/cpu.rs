@@ -1,0 +1,439 @@
+//! The x86-64 core every image runs on: what it implements, how, and where it departs from
+//! the Intel SDM (DESIGN.md §2.2). Read this before porting a kernel or hypervisor to pvmlab.
+//!
+//! Semantics follow the Intel SDM (Vol. 2 for instructions, Vol. 3A for system programming,
+//! Vol. 4 for MSRs) unless a table below says otherwise; each simplification is stated as
+//! what silicon does and what pvmlab does. The implementation is `emulator/src/cpu/` (one file
+//! per instruction family under `ops/`, each citing its SDM section); the tests that show a
+//! behaviour are named next to it. The tests most worth reading are the `kernel` image
+//! (`guests/baremetal/src/kernel/`), run by `tests/tests/platform/` — a GDT, TSS, IDT, its own
+//! page tables, ring 3, `syscall`, faults on purpose, the x2APIC, INIT/SIPI — and the
+//! differential oracle (`emulator/tests/oracle_*.rs`), which runs user-level instructions on
+//! the host CPU and in pvmlab from the same random state and compares registers, flags and
+//! memory bit for bit.
+//!
+//! # At a glance
+//! | | pvmlab |
+//! |---|---|
+//! | modes | 64-bit long mode only, from power-on to the end of the run |
+//! | privilege | CPL 0 and 3 (the RPL of CS); 1 and 2 are not refused, and not tested |
+//! | paging | 4-level, 4 KiB / 2 MiB / 1 GiB pages, NX, MAXPHYADDR 48; no PCID, no global pages, no SMEP/SMAP, no protection keys |
+//! | ISA | integer, SSE, SSE2, CMPXCHG8B, FXSAVE; no x87, MMX, SSE3+, AVX, BMI, POPCNT, CMPXCHG16B |
+//! | interrupts | IDT with 64-bit gates, IST, x2APIC ([`crate::apic`]); no NMI, no SMI |
+//! | absent | real/protected/virtual-8086/compatibility modes, SMM, task switching, VMX/SVM, LDT, far transfers, MTRR/PAT |
+//! | memory order | sequentially consistent (one host thread runs every core in turn) |
+//! | `rdtsc` | the core's own cycle counter; `BootInfo::tsc_hz` ticks per simulated second |
+//!
+//! # Modes
+//! | silicon | pvmlab |
+//! |---|---|
+//! | resets into real mode at `0xFFFF_FFF0`; firmware enters long mode | every core starts in 64-bit mode at the ELF entry (state below); there is no firmware and no real mode |
+//! | clearing CR0.PG or CR0.PE, EFER.LME or CR4.PAE leaves long mode | each of these writes raises #GP(0) (`mov cr0`, `mov cr4`, `wrmsr`) |
+//! | a code segment with L = 0 runs in compatibility mode | not modelled: far `jmp`/`call`/`ret` are not implemented (#UD, status 127), `sysret` without REX.W (to 32-bit code) is not implemented, CSTAR is stored but never used. `iretq` and IDT gates do **not** check the L bit of the code segment they load: code behind a 32-bit CS runs as 64-bit code (see *Known deviations*) |
+//! | SMM (SMI, `rsm`) | none: an SMI IPI is ignored, `rsm` is not implemented |
+//! | hardware task switching | none: no task gates (an IDT task gate raises #GP), no call gates, no `jmp`/`call` to a TSS, `iretq` ignores RFLAGS.NT. The TSS only supplies RSP0–2 and IST1–7 |
+//! | VMX, SVM | none: CPUID reports neither; `vmxon`, `vmcall`, `vmrun`… are not implemented (#UD); CR4.VMXE is stored without effect |
+//! | INIT puts a core in real mode; a SIPI starts it at `V << 12` in real mode | INIT resets the core to the boot state below; a SIPI starts it in 64-bit mode at `SIPI_BASE + (V << 12)` ([`crate::apic`], "Start-up") |
+//!
+//! To reload CS after `lgdt`, use `iretq` to the next instruction (as
+//! `guests/baremetal/src/kernel/gdt.rs` does): there is no far jump.
+//!
+//! # State at entry
+//! What the loader (`emulator/src/loader.rs`) gives every core at `e_entry`, and a start-up IPI
+//! gives a core after INIT (DESIGN.md §3.1; test: `emulator/tests/boot.rs`,
+//! `every_core_starts_at_the_entry_with_bootinfo_and_its_own_stack`).
+//!
+//! | register | value |
+//! |---|---|
+//! | RIP, RSP | `e_entry`; the top of the core's 64 KiB stack on its own node, minus 8 |
+//! | RDI, RSI | physical address of [`crate::boot::BootInfo`]; core index |
+//! | other GPRs, XMM0–15 | 0 |
+//! | RFLAGS | `0x2` (IF = 0) |
+//! | CS; SS, DS, ES, FS, GS | `0x08` (64-bit code, DPL 0); `0x10` (data) |
+//! | GDTR | the loader's GDT: null, code `0x08`, data `0x10`, limit 23 (no ring-3 segments, no TSS) |
+//! | IDTR | base 0, limit 0: **no IDT** (every exception ends the run with a report) |
+//! | TR | 0: no TSS is loaded |
+//! | CR0 | `0x8001_0033`: PE, MP, ET, NE, WP, PG |
+//! | CR3 | the loader's PML4: every RAM range identity-mapped with 2 MiB pages (4 KiB below 2 MiB), MMIO windows with 4 KiB PCD/PWT pages ([`crate::mmio`]); supervisor-only, writable, executable, not global; nothing else mapped |
+//! | CR4 | `0x620`: PAE, OSFXSR, OSXMMEXCPT |
+//! | EFER | `0xD01`: SCE, LME, LMA, NXE |
+//! | MXCSR | `0x1F80` |
+//! | FS/GS/KERNEL_GS base, STAR, LSTAR, CSTAR, FMASK | 0 |
+//! | TSC_AUX | the core index |
+//! | TSC | 0 at power-on; a core started by SIPI keeps its clock (at least the sender's time) |
+//! | local APIC | x2APIC mode, software-disabled ([`crate::apic`]) |
+//!
+//! # Control registers and EFER
+//! `mov` to or from a control register needs CPL 0 (#GP(0) otherwise). A write that raises
+//! #GP changes nothing.
+//!
+//! | register | what pvmlab does |
+//! |---|---|
+//! | CR0 | PE and PG must stay set and bits 63:32 clear, else #GP(0). WP: honoured (supervisor writes to read-only pages fault; but see *Known deviations*). TS: SSE instructions and `fxsave`/`fxrstor` raise #NM; `clts` clears it. EM: SSE raises #UD, `fxsave`/`fxrstor` #NM. ET always reads 1. MP, NE, AM, CD, NW and the other bits of 31:0 are stored and read back, without effect (no x87, no #AC, no cache control; CD = 0 with NW = 1 is accepted: silicon raises #GP). No TLB flush. |
+//! | CR2 | the linear address of the last #PF; writable. |
+//! | CR3 | bits 51:12 kept, the rest dropped (PWT/PCD read back 0; no PCID, no bit-63 no-flush). A page-table address of 0 raises #GP(0) (pvmlab reserves CR3 = 0; RAM never starts at 0). Every write flushes the core's whole TLB, global pages included. |
+//! | CR4 | PAE must stay set and bits 63:32 clear, else #GP(0). Honoured: OSFXSR (clear: SSE raises #UD), OSXMMEXCPT (clear: an unmasked SIMD exception raises #UD instead of #XM). Every other bit of 31:0 is stored and reads back **without effect** — PGE, TSD, DE, MCE, PCIDE, SMEP, SMAP, UMIP, FSGSBASE, OSXSAVE, PKE, LA57, VMXE… (silicon: #GP for a feature CPUID does not report). Every write flushes the TLB. |
+//! | CR8 | reads 0; writing anything but 0 raises #GP(0). Use the x2APIC TPR ([`crate::apic::TPR`]) instead. |
+//! | CR1, CR5–CR7, CR9–CR15 | invalid encodings: #UD. |
+//! | EFER | SCE: honoured (`syscall`/`sysret` raise #UD when clear). NXE: honoured (bit 63 of page-table entries is XD, or reserved when clear). LME must stay set (#GP(0)); LMA reads 1, writes to it are ignored; any other bit raises #GP(0). |
+//!
+//! Tests: the `kernel` image's "syscall with EFER.SCE clear: #UD" and "ring-0 write to a
+//! read-only page (CR0.WP)" (`tests/tests/platform/main.rs`); `emulator/src/cpu/ops/sse_float.rs`
+//! (CR0.TS/EM, CR4.OSXMMEXCPT).
+//!
+//! # MSRs
+//! `rdmsr`/`wrmsr` need CPL 0 (#GP(0) otherwise); ECX selects the MSR, EDX:EAX the value.
+//!
+//! | MSR | name | behaviour |
+//! |---|---|---|
+//! | `0x10` | [`IA32_TSC`] | reads the core's cycle counter (= `rdtsc`); **read-only**: `wrmsr` raises #GP(0) (silicon: writable) |
+//! | `0x1B` | [`crate::apic::IA32_APIC_BASE`] | x2APIC mode only; see [`crate::apic`] |
+//! | `0x6E0` | [`crate::apic::IA32_TSC_DEADLINE`] | see [`crate::apic`] |
+//! | `0x800`–`0xBFF` | x2APIC registers | the map in [`crate::apic`]; an MSR of the range outside it raises #GP(0) |
+//! | `0xC000_0080` | [`IA32_EFER`] | see above |
+//! | `0xC000_0081` | [`IA32_STAR`] | any value; `syscall` uses bits 47:32, `sysret` bits 63:48 |
+//! | `0xC000_0082` | [`IA32_LSTAR`] | `syscall` target; a non-canonical value raises #GP(0) |
+//! | `0xC000_0083` | [`IA32_CSTAR`] | stored (canonical, else #GP(0)), never used (no compatibility mode) |
+//! | `0xC000_0084` | [`IA32_FMASK`] | bits 31:0 kept, 63:32 dropped |
+//! | `0xC000_0100` | [`IA32_FS_BASE`] | FS base; non-canonical: #GP(0) |
+//! | `0xC000_0101` | [`IA32_GS_BASE`] | GS base; non-canonical: #GP(0) |
+//! | `0xC000_0102` | [`IA32_KERNEL_GS_BASE`] | swapped with GS base by `swapgs`; non-canonical: #GP(0) |
+//! | `0xC000_0103` | [`IA32_TSC_AUX`] | `rdtscp` returns it in ECX; the core index at entry; bits 63:32 set: #GP(0) |
+//!
+//! **Any other MSR raises #GP(0) on read and on write**, as a nonexistent MSR does on
+//! silicon. That includes MSRs a ported kernel commonly touches: `IA32_PAT` (0x277),
+//! `IA32_MISC_ENABLE` (0x1A0), MTRRs, `IA32_DEBUGCTL`, `IA32_SYSENTER_*`, `IA32_SPEC_CTRL`,
+//! `IA32_TSC_ADJUST`, machine-check and performance-monitoring MSRs.
+//!
+//! # CPUID
+//! `emulator/src/cpu/ops/system.rs`, `cpuid_leaf` (tests in the same file:
+//! `vendor_and_baseline_features`, `topology_leaves_report_socket_and_core`). `cpuid` works at
+//! any CPL.
+//!
+//! | leaf | EAX | EBX | ECX | EDX |
+//! |---|---|---|---|---|
+//! | 0 | `0xB` (highest basic leaf) | vendor [`CPUID_VENDOR`] `"PvmLabx86-64"` in EBX, EDX, ECX | | |
+//! | 1 | `0x0005_0654`: family 6, model 0x55, stepping 4 | 31:24 initial APIC id (low 8 bits of the x2APIC id), 23:16 cores per socket, 15:8 = 8 (`clflush` line 64 B) | bit 21 x2APIC, bit 24 TSC-deadline | bits 4 TSC, 5 MSR, 6 PAE, 8 CX8, 15 CMOV, 19 CLFSH, 24 FXSR, 25 SSE, 26 SSE2, 28 HTT (if a socket has more than one core) |
+//! | `0xB`, ECX = 0 | 0 | 1 | `0x100` (SMT level) | x2APIC id |
+//! | `0xB`, ECX = 1 | bits of the x2APIC id that number cores in a socket | cores per socket | `0x201` (core level) | x2APIC id |
+//! | `0xB`, ECX ≥ 2 | 0 | 0 | ECX (level type 0: no more levels) | x2APIC id |
+//! | `0x8000_0000` | `0x8000_0008` | | | |
+//! | `0x8000_0001` | | | bit 0 LAHF/SAHF | bits 20 NX, 27 RDTSCP, 29 LM |
+//! | `0x8000_0002`–`4` | brand string `"pvmlab emulated x86-64 core"`, NUL-padded | | | |
+//! | `0x8000_0007` | | | | bit 8 invariant TSC |
+//! | `0x8000_0008` | `0x3030`: 48 physical, 48 linear address bits | | | |
+//! | any other | 0 | 0 | 0 | 0 |
+//!
+//! Not reported, although implemented: SYSCALL (`0x8000_0001` EDX bit 11), 1 GiB pages (bit
+//! 26), APIC (leaf 1 EDX bit 9; x2APIC is). Not reported and not implemented: FPU, DE, PSE,
+//! PGE, MTRR, PAT, MMX, SSE3 and later, POPCNT, CX16, XSAVE, PCID, leaf 7 (BMI1/2, SMEP, SMAP,
+//! AVX2, …), the hypervisor bit. Silicon answers a leaf above the maximum with the
+//! highest basic leaf; pvmlab answers zeros.
+//!
+//! # Segmentation, descriptor tables and the TSS
+//! - Flat 64-bit segmentation: every segment base is 0 except FS and GS, whose bases come from
+//!   [`IA32_FS_BASE`]/[`IA32_GS_BASE`]; limits are never checked. The CPL is the RPL of CS.
+//! - Descriptors are read only by interrupt delivery (the handler's code segment: present and
+//!   DPL), `ltr`, and `mov` to SS/DS/ES/FS/GS, which checks that the selector lies inside the
+//!   GDT limit (TI = 1 or beyond the limit: #GP(selector)) but not the descriptor's type,
+//!   presence or DPL. `mov ss` also needs RPL = CPL, and a null SS only below CPL 3. `mov`
+//!   to CS raises #UD. `mov` to FS or GS sets that base to 0 (silicon loads the descriptor's
+//!   base). There is no LDT (`lldt`, `sldt` are not implemented).
+//! - `lgdt`, `lidt` (CPL 0; a non-canonical base raises #GP(0)), `sgdt`, `sidt`, `str` (any
+//!   CPL: no UMIP).
+//! - `ltr` checks, in order: CPL 0 (#GP(0)), a non-null selector (#GP(0)), inside the GDT
+//!   (#GP(selector)), an available 64-bit TSS, type 9 (#GP(selector): a busy TSS is refused),
+//!   present (#NP(selector)); then marks the descriptor busy (type 0xB) and takes the 64-bit
+//!   base from the 16-byte descriptor. The TSS limit is not checked. The TSS is read only for
+//!   RSP0–2 and IST1–7 on interrupt delivery: no I/O permission bitmap, no task switch.
+//!
+//! Tests: the `kernel` image's "GDT loaded, segments reloaded" and "TSS loaded … (busy)".
+//!
+//! # Paging
+//! Always on: 4-level paging from CR3, as SDM Vol. 3A §4.5 (`emulator/src/cpu/paging.rs`).
+//!
+//! | entry bits | pvmlab |
+//! |---|---|
+//! | P | honoured; clear: #PF with P = 0 in the error code, no reserved-bit check of that entry |
+//! | R/W | ANDed over the levels; a write to a read-only page faults at CPL 3, and at CPL 0 when CR0.WP = 1 |
+//! | U/S | ANDed over the levels; a CPL-3 access to a supervisor page faults. Supervisor accesses to user pages are always allowed: no SMEP, no SMAP (silicon: CR4 bits, here without effect) |
+//! | PWT, PCD, PAT | ignored: the memory type comes from the address (RAM write-back, MMIO uncached; [`crate::mmio`]). No MTRRs |
+//! | A | set in every entry a walk uses (walks happen on TLB misses) |
+//! | D | set in the leaf by the first write through a translation |
+//! | PS | 2 MiB page in a PDE, 1 GiB page in a PDPTE; set in a PML4E: reserved |
+//! | G | ignored: no global pages (every CR3 write flushes everything) |
+//! | XD (63) | with EFER.NXE, ORed over the levels: an instruction fetch faults; without NXE, reserved |
+//! | 51:48 | reserved (MAXPHYADDR = 48) |
+//! | 20:13 of a 2 MiB leaf, 29:13 of a 1 GiB leaf | reserved |
+//! | 11:9, 62:52 (incl. protection keys) | ignored |
+//!
+//! - A set reserved bit in a present entry raises #PF with P and RSVD set.
+//! - #PF error code: P, W/R, U/S (the access was made at CPL 3), RSVD, I/D (an instruction
+//!   fetch, reported only when EFER.NXE = 1, as silicon does without SMEP). No PK, SS or SGX
+//!   bits. CR2 receives the faulting linear address. Implicit accesses (descriptor tables,
+//!   the TSS, page walks) are supervisor accesses; the frame pushed on interrupt delivery is
+//!   written at the handler's privilege.
+//! - Linear addresses are 48-bit canonical: a non-canonical access raises #GP(0) (silicon:
+//!   #SS(0) for stack accesses). A jump to a non-canonical address faults when the target is
+//!   fetched, with RIP = the target (silicon: #GP on the jump, RIP = the jump).
+//! - A page-table entry, or a leaf, pointing at a physical address with neither RAM nor a
+//!   device behind it raises #MC (see *Exceptions*); so do walks and instruction fetches in
+//!   the MMIO area.
+//!
+//! **TLB.** Each core has its own TLB (`emulator/src/cpu/tlb.rs`): 256 direct-mapped entries
+//! of 4 KiB each (a 2 MiB or 1 GiB page fills one 4 KiB entry at a time), split into read and
+//! write halves, tagged by privilege (a translation checked at CPL 0 is never used at CPL 3).
+//! A miss walks all four levels from CR3 — there are no paging-structure caches — and in
+//! timing mode the walk's reads (up to four) are timed memory accesses through the caches.
+//!
+//! | event | effect on this core's TLB |
+//! |---|---|
+//! | `mov cr3`, `mov cr4` | flush all, global pages included |
+//! | `invlpg m` (CPL 0) | flush all (silicon: at least that page) |
+//! | INIT, start-up IPI | flush all |
+//! | `mov cr0`, `wrmsr` EFER, a store to a page-table entry | nothing |
+//! | another core's `invlpg` / CR3 write | nothing: shoot-downs are the software's job, by IPI, as on silicon |
+//!
+//! As on silicon, a changed entry may be used in its old form until the software invalidates
+//! it; with 256 entries, an old translation may also vanish at any time: never rely on one.
+//! There is no PCID (CR4.PCIDE is without effect, CR3 bits 11:0 are dropped) and no
+//! `invpcid`.
+//!
+//! Tests: the `kernel` image's "1 GiB page", "invlpg", "CR3 reload", "reserved bit 51",
+//! "read-only page", "supervisor page", "NX page", "accessed/dirty bits" and "non-canonical
+//! address" points (`tests/tests/platform/main.rs`).
+//!
+//! # Exceptions and interrupts
+//! Guest exceptions are delivered through the image's IDT (`emulator/src/cpu/interrupt.rs`).
+//! With no IDT (IDTR limit 0, the state at entry), any exception ends the run with a report
+//! (vector, error code, `rip`, disassembly, registers) and the exit status of the README:
+//! 126 for #UD from an invalid encoding or `ud2`, 127 for #UD from a valid instruction pvmlab
+//! does not implement, 125 for anything else. **With an IDT, both kinds of #UD go to the
+//! image's #UD handler** as a plain #UD, as on a CPU that lacks the instruction: status 127
+//! then appears only if the handler lets the exception end the run.
+//!
+//! | vector | raised by pvmlab when | error code |
+//! |---|---|---|
+//! | 0 #DE | `div`/`idiv` by zero or with a quotient that does not fit | — |
+//! | 1 #DB | RFLAGS.TF single-step trap (see below) | — |
+//! | 2 NMI | never (no NMI source; NMI IPIs are ignored) | |
+//! | 3 #BP | `int3` (a trap, through the gate's DPL check like `int n`) | — |
+//! | 4 #OF, 5 #BR | never (`into`, `bound` are invalid in 64-bit mode: #UD) | |
+//! | 6 #UD | invalid encodings, `ud0`/`ud1`/`ud2`, a misplaced LOCK, `syscall`/`sysret` with EFER.SCE = 0, SSE with CR0.EM = 1 or CR4.OSFXSR = 0, `mov cs`, instructions pvmlab does not implement | — |
+//! | 7 #NM | SSE with CR0.TS = 1; `fxsave`/`fxrstor` with CR0.TS or CR0.EM | — |
+//! | 8 #DF | see below | 0 |
+//! | 10 #TS | an interrupt needs a stack from the TSS (IST or a privilege change) and none is loaded | 0 |
+//! | 11 #NP | gate not present; handler code segment not present; `ltr` of a non-present TSS | IDT or selector form |
+//! | 12 #SS | never: stack faults are #GP(0) (non-canonical) or #PF | |
+//! | 13 #GP | privileged instruction above CPL 0; IOPL rules (below); reserved bits in CR/MSR writes; unknown MSR; non-canonical address; misaligned 16-byte SSE operand; a bad gate, selector or `iretq` frame; MMIO access of a size other than 1/2/4/8 or across registers | 0, selector, or IDT form |
+//! | 14 #PF | paging (above) | P, W, U, RSVD, I |
+//! | 16 #MF, 17 #AC | never (no x87; CR0.AM/RFLAGS.AC have no effect) | |
+//! | 18 #MC | a physical access (data, fetch or walk) with no RAM or device behind it; delivered as an ordinary fault through vector 18, no error code, whatever CR4.MCE (silicon: a machine-check abort, or a read of all ones) | — |
+//! | 19 #XM | an unmasked SSE floating-point exception, CR4.OSXMMEXCPT = 1 | — |
+//! | 32–255 | the local APIC (timer, IPIs, devices; [`crate::apic`]) and `int n` | — |
+//!
+//! "IDT form" is the SDM's `vector * 8 + 2 + EXT`; EXT is 1 for exceptions and external
+//! interrupts, 0 for `int n`/`int3`. Faults leave the architectural state as before the
+//! instruction (a REP string instruction keeps the iterations it completed, as on silicon)
+//! and save its RIP; traps (`int n`, `int3`, single-step) save the next instruction's.
+//!
+//! **Delivery** (SDM Vol. 3A §6.12, §6.14), in this order: the vector must lie inside the IDT
+//! limit (#GP, IDT form); the gate must be a 64-bit interrupt (type 0xE) or trap (0xF) gate —
+//! task, call and 16/32-bit gates raise #GP (IDT form); for `int n`/`int3` only, the gate's
+//! DPL must be ≥ CPL (#GP, IDT form); the gate must be present (#NP, IDT form); its selector
+//! must be a GDT entry (#GP(selector)) that is present (#NP(selector)) with DPL ≤ CPL
+//! (#GP(selector)). The code segment's type and L bit are not checked. The stack: IST slot
+//! `n` if the gate names one, else RSPn of the TSS on a privilege change, else the current
+//! RSP; then aligned down to 16 bytes. On a privilege change SS becomes the null selector
+//! with RPL = the new CPL. The frame is SS, RSP, RFLAGS, CS, RIP and the error code if any;
+//! then TF, NT, RF and VM are cleared, and IF too for an interrupt gate. If delivery faults
+//! (a not-present stack page, say), the core's state is restored and the second exception is
+//! handled as below.
+//!
+//! **#DF and triple fault.** The classes of SDM Vol. 3A Table 6-5: a contributory exception
+//! (#DE, #TS, #NP, #SS, #GP) while delivering a contributory one, or #PF or a contributory
+//! exception while delivering a #PF, becomes #DF (error code 0); any other pair is handled
+//! serially (the second is delivered). When #DF cannot be delivered either, silicon shuts
+//! down (and the platform usually resets); pvmlab ends the run with the report "triple
+//! fault: could not deliver #DF double fault" and exit status 125. Tests:
+//! `tests/tests/platform/negative.rs` (`ring3_hlt_without_a_gp_gate_double_faults`,
+//! `no_double_fault_gate_is_a_triple_fault`); the `kernel` image's "kernel stack overflow:
+//! #DF on the IST1 stack".
+//!
+//! **Interrupt shadow.** `sti` executed with IF = 0 and a load of SS (`mov ss`; `pop ss` is
+//! invalid in 64-bit mode) hold external interrupts off until after the next instruction.
+//! Interrupts are recognised at instruction-block boundaries (at most 64 instructions apart,
+//! and after any instruction that may change deliverability: `sti`, `popf`, `wrmsr`, …), so a
+//! `mov ss` shadow may last a few instructions longer than on silicon; `sti; hlt` never loses
+//! a wake-up.
+//!
+//! **Privilege rules** (no VME/PVI, no I/O permission bitmap):
+//!
+//! | instruction | at CPL > 0 |
+//! |---|---|
+//! | `cli`, `sti`, `in`, `out` | allowed if CPL ≤ IOPL, else #GP(0) (silicon: `in`/`out` then consult the TSS I/O bitmap; here there is none) |
+//! | `popf`, `iretq` | IF changes only if CPL ≤ IOPL and IOPL only at CPL 0, silently (no fault), as the SDM says; VM, VIF, VIP never change |
+//! | `hlt`, `lgdt`, `lidt`, `ltr`, `mov` CRn, `rdmsr`, `wrmsr`, `invlpg`, `swapgs`, `clts`, `wbinvd`, `invd`, `sysret` | #GP(0) |
+//! | `sgdt`, `sidt`, `str`, `rdtsc`, `rdtscp`, `cpuid`, `syscall`, `int n` (gate DPL 3) | allowed (CR4.UMIP and CR4.TSD have no effect) |
+//!
+//! `ins`/`outs` are not implemented. Tests: the `kernel` image's "ring-3 hlt/cli/wrmsr/mov
+//! cr3/out/lgdt: #GP" points.
+//!
+//! **System calls and returns.**
+//! - `syscall` (any CPL; #UD if EFER.SCE = 0): RCX ← RIP of the next instruction, R11 ←
+//!   RFLAGS with RF clear, RFLAGS ← RFLAGS AND NOT FMASK, RF cleared; CS ← `STAR[47:32] AND
+//!   0xFFFC`, SS ← CS + 8 (descriptors not read: flat 64-bit, as the SDM specifies); RIP ←
+//!   LSTAR. RSP is unchanged.
+//! - `sysretq` (#UD if SCE = 0; #GP(0) if CPL ≠ 0 or RCX is not canonical — raised in ring 0,
+//!   as Intel parts do): RFLAGS ← `(R11 AND 0x3C_7FD7) OR 2`; CS ← `(STAR[63:48] + 16) OR 3`,
+//!   SS ← `(STAR[63:48] + 8) OR 3`; RIP ← RCX. `sysret` to 32-bit code is not implemented.
+//! - `swapgs` (CPL 0) exchanges the GS base with [`IA32_KERNEL_GS_BASE`].
+//! - `iretq` pops RIP, CS, RFLAGS, RSP and SS (always all five, as in 64-bit mode); #GP(CS) if
+//!   CS is null or its RPL is below the CPL, #GP(0) if RIP is not canonical; the descriptors
+//!   are not read (neither CS's type, L bit nor presence, nor SS). RFLAGS as for `popf`, plus
+//!   RF. `iret` with a 16/32-bit operand size is not implemented.
+//! - `int n`, `int3`: through the gate above, saving the next instruction's RIP. `int1`
+//!   (ICEBP) is not implemented.
+//!
+//! Tests: the `kernel` image's syscall, swapgs, FMASK, iretq, "int 0x80 (DPL 3 gate)", "int
+//! 0x81 (DPL 0 gate): #GP error 0x40a", "int3 … is a trap" points.
+//!
+//! **Single-step and debug registers.** RFLAGS.TF raises a #DB trap after each instruction,
+//! saving the next instruction's RIP; the first trap comes after the instruction that follows
+//! the `popf` that set TF; with no IDT the run ends with a #DB report (SDM Vol. 3A §17.3.1.4;
+//! tests: `emulator/tests/single_step.rs`, the `kernel` image's "RFLAGS.TF in ring 3"). DR6 is
+//! not updated and there are **no debug registers**: `mov` to or from DR0–DR7 is a valid
+//! instruction pvmlab does not implement (#UD; status 127 without an IDT), CR4.DE has no
+//! effect.
+//!
+//! # Instruction set
+//! What rustc emits for `x86_64-unknown-linux-gnu` at `target-cpu=x86-64`, plus the system
+//! instructions above. Decoding is iced-x86's; every 64-bit-mode encoding iced calls invalid
+//! (including a LOCK prefix where it is not allowed) raises #UD.
+//!
+//! | in | instructions |
+//! |---|---|
+//! | integer | `mov`, `movzx`, `movsx`, `movsxd`, `lea`, `cmovcc`, `setcc`, `xchg`, `bswap`, `xlatb`, `cbw`/`cwde`/`cdqe`, `cwd`/`cdq`/`cqo`; `add`, `adc`, `sub`, `sbb`, `and`, `or`, `xor`, `cmp`, `test`, `inc`, `dec`, `neg`, `not`; `mul`, `imul` (1, 2, 3 operands), `div`, `idiv`; shifts and rotates incl. `shld`/`shrd`; `bt`/`bts`/`btr`/`btc`, `bsf`, `bsr`; `clc`, `stc`, `cmc`, `cld`, `std`, `lahf`, `sahf`; `nop`, `endbr64`, `endbr32` — at 8/16/32/64 bits with 64- and 32-bit addressing |
+//! | control, stack | near `jmp`, `jcc`, `call`, `ret` (with `imm16`), `loop`/`loope`/`loopne`, `jrcxz`/`jecxz`; `push`/`pop` (64- and 16-bit), `pushfq`/`popfq`, `pushf`/`popf` (16-bit), `enter`, `leave` |
+//! | strings | `movs`, `stos`, `lods`, `cmps`, `scas` at every width, with `rep`/`repe`/`repne`, both directions |
+//! | atomics | `xchg` (memory: implicitly locked), `lock` forms of the read-modify-write instructions, `xadd`, `cmpxchg`, `cmpxchg8b` |
+//! | SSE, SSE2 | scalar and packed single/double arithmetic, min/max, sqrt, compares, `comis`/`ucomis`, logic, shuffles and unpacks, conversions; 128-bit integer arithmetic, compares, logic, shifts, shuffles, packs, `pinsrw`/`pextrw`; moves incl. `movd`/`movq`, non-temporal stores, `maskmovdqu`, `movmsk`/`pmovmskb`; `ldmxcsr`/`stmxcsr`; `fxsave`/`fxrstor` (32- and 64-bit forms); `prefetch*`, `clflush` — lists in the headers of `emulator/src/cpu/ops/sse_*.rs` |
+//! | fences | `lfence`, `mfence`, `sfence`, `pause` |
+//! | encodings read through CPUID | `tzcnt` (F3 0F BC) runs as `bsf` and `lzcnt` (F3 0F BD) as `bsr`, since BMI1 and LZCNT are not reported (rustc's `rep bsf` relies on this) |
+//!
+//! **Not implemented** (#UD marked "not implemented by pvmlab", status 127 without an IDT):
+//! x87 and MMX (and every SSE form with an MMX operand), SSE3, SSSE3, SSE4.x, AES, PCLMUL,
+//! SHA, AVX and everything VEX/EVEX-encoded (BMI1/2, FMA, AVX-512…), `popcnt`, `movbe`,
+//! `crc32`, `cmpxchg16b`, `rdrand`/`rdseed`, `rdpid`, `rdpmc`, `xsave` and `xgetbv`,
+//! `rdfsbase` and its siblings, `monitor`/`mwait`, `invpcid`, `clac`/`stac`, `sysenter`/
+//! `sysexit`, far `jmp`/`call`/`ret`, `iret`/`iretd`, `lldt`/`sldt`, `lar`/`lsl`/`verr`/`verw`,
+//! `lmsw`/`smsw`, `ins`/`outs`, `int1`, `rsm`, VMX/SVM instructions, and `rcpss`/`rcpps`/
+//! `rsqrtss`/`rsqrtps` (whose approximations differ between vendors, which would break
+//! determinism). An instruction outside pvmlab's set is never executed with other semantics.
+//!
+//! **Results.** Integer results and defined flags are those of the SDM; undefined flags are
+//! set as the oracle's AMD host sets them (headers of `alu.rs`, `shift.rs`, `muldiv.rs`,
+//! `bits.rs`). SSE floating-point instructions run the same instruction on the host under
+//! the guest's MXCSR, so NaNs, denormals, rounding and exception flags are the host silicon's
+//! (pvmlab requires an x86-64 host); an unmasked exception raises #XM without writing the
+//! destination. `fxsave` writes the x87 part as after `fninit` (pvmlab has no x87 state);
+//! MXCSR_MASK is `0xFFFF` (DAZ supported), and a reserved MXCSR bit in `ldmxcsr`/`fxrstor`
+//! raises #GP(0). Legacy-SSE 16-byte memory operands must be 16-byte aligned (#GP(0)) except
+//! in the unaligned moves. `cpuid` is described above; `wbinvd`, `invd`, `clflush`, the
+//! fences, `pause` and `prefetch*` have no architectural effect (`invd` discards nothing).
+//!
+//! **Self-modifying code** works without serializing instructions: a store to a page holding
+//! decoded instructions (by any core, or by a device's DMA) drops them, and the storing core
+//! runs the new bytes from its next instruction on (`self_modifying_code_is_seen` in
+//! `emulator/tests/boot.rs`).
+//!
+//! # Memory ordering and atomics
+//! One host thread runs every core (`emulator/src/machine.rs`): the running core with the
+//! smallest clock runs for up to 1 000 instructions or 4 000 cycles (fewer if a device event
+//! is due), then the schedule picks again; ties go to the lowest core index. Every load and
+//! store takes effect in memory when the instruction executes, so all cores observe one
+//! total order of memory operations: pvmlab is **sequentially consistent**, stronger than
+//! x86-TSO. A litmus test that shows store-buffer reordering on silicon never shows it here,
+//! so a missing `mfence` is never caught. Locked read-modify-writes and `xchg` are atomic
+//! (nothing interleaves with an instruction), split across cache lines or pages or not; there
+//! is no split-lock detection. Fences cost cycles and, in timing mode, wait for the core's
+//! posted stores; they have no architectural effect. A spinning core sees another core's
+//! store at the latest when its next quantum starts; `pause` costs 140 cycles, which ends a
+//! spinning quantum sooner. MMIO accesses are uncached and strongly ordered
+//! ([`crate::mmio`]).
+//!
+//! In simulated time the cores' clocks may differ by up to about a quantum (4 000 cycles plus
+//! one instruction's stall): a core may read a value another core stored at a later simulated
+//! time. The same image, machine and command line always give the same interleaving, bit for
+//! bit.
+//!
+//! # `hlt` and the end of a run
+//! `hlt` needs CPL 0. With IF = 1 the core waits for an interrupt (costing no host time: its
+//! clock jumps to the interrupt's arrival); with IF = 0 it stops for good (only INIT and a
+//! start-up IPI restart it). The run ends with status 0 when every core has stopped or waits
+//! for an interrupt nothing can send; `out 0xF4, eax` ends it at once ([`crate::ports`]).
+//!
+//! # Timing and the TSC
+//! Every instruction costs a base latency by class (1 cycle for most; e.g. `imul` 3, `div`
+//! 26–40, `cpuid`, `rdmsr`, `wrmsr`, `in`, `out` 100, `rdtsc` 20, a locked read-modify-write
+//! 18, `pause` 140; `emulator/src/cpu/ops/mod.rs`, `base_cost`). With `--timing on` every
+//! memory access, page walk included, goes through the L1d/L2/LLC, the directory, the memory
+//! controllers and the links and stalls the core accordingly; with `--timing off` RAM accesses
+//! cost nothing beyond the base latency, and the architectural results are identical (README, "`pvmlab exec`";
+//! DESIGN.md §2.3; `emulator/src/timing/mod.rs`). `rdtsc` (and `rdmsr` of [`IA32_TSC`]) returns
+//! the core's own cycle counter: those costs and stalls, MMIO load round trips, and the cycles
+//! its clock jumped over while halted. It counts at the core clock,
+//! [`BootInfo::tsc_hz`](crate::boot::BootInfo::tsc_hz) ticks per simulated second, never
+//! stops and never changes rate (invariant TSC), starts at 0, is not serializing, cannot be
+//! written, and is readable at any CPL. `rdtscp` adds ECX = [`IA32_TSC_AUX`]. The TSCs of two
+//! cores agree only to within the schedule's skew (above), not exactly.
+//!
+//! # Known deviations
+//! Behaviours that contradict the SDM and can give a silently wrong result. They are bugs, not
+//! promises: do not rely on them, and expect them to be fixed.
+//! - Setting CR0.WP again does not flush the TLB: a supervisor write made to a read-only page
+//!   while WP = 0 leaves a write translation that keeps allowing supervisor writes to that
+//!   page after WP = 1, until a CR3/CR4 write or `invlpg` (silicon: the write faults at once).
+//!   Flush after setting WP.
+//! - CR4 bits of features pvmlab lacks (SMEP, SMAP, TSD, UMIP, PCIDE, PKE, LA57, …) are
+//!   accepted and ignored instead of raising #GP.
+//! - CR8 reads 0 whatever the x2APIC TPR holds.
+//! - `iretq` and interrupt delivery run the target as 64-bit code whatever the L bit (and
+//!   type) of the code segment they load.
+//! - `mov fs`/`mov gs` set the base to 0 instead of the descriptor's base.
+//! - `push fs`/`push gs` push 2 bytes, SI/DI, instead of 8 bytes holding the selector;
+//!   `pop fs`/`pop gs` pop 2 bytes into SI/DI and leave the segment register unchanged.
+//! - `iretq` with RFLAGS.NT = 1 returns instead of raising #GP(0).
+
+/// `IA32_TIME_STAMP_COUNTER`: the core's cycle counter, read-only here.
+pub const IA32_TSC: u32 = 0x10;
+/// `IA32_EFER`: SCE (bit 0), LME (8), LMA (10), NXE (11).
+pub const IA32_EFER: u32 = 0xC000_0080;
+/// `IA32_STAR`: `syscall` CS in bits 47:32, `sysret` base selector in bits 63:48.
+pub const IA32_STAR: u32 = 0xC000_0081;
+/// `IA32_LSTAR`: the 64-bit `syscall` entry point.
+pub const IA32_LSTAR: u32 = 0xC000_0082;
+/// `IA32_CSTAR`: the compatibility-mode `syscall` entry point (stored, never used).
+pub const IA32_CSTAR: u32 = 0xC000_0083;
+/// `IA32_FMASK`: RFLAGS bits `syscall` clears.
+pub const IA32_FMASK: u32 = 0xC000_0084;
+/// `IA32_FS_BASE`.
+pub const IA32_FS_BASE: u32 = 0xC000_0100;
+/// `IA32_GS_BASE`.
+pub const IA32_GS_BASE: u32 = 0xC000_0101;
+/// `IA32_KERNEL_GS_BASE`: exchanged with the GS base by `swapgs`.
+pub const IA32_KERNEL_GS_BASE: u32 = 0xC000_0102;
+/// `IA32_TSC_AUX`: what `rdtscp` returns in ECX (the core index at entry).
+pub const IA32_TSC_AUX: u32 = 0xC000_0103;
+
+/// EFER.SCE: `syscall`/`sysret` enabled.
+pub const EFER_SCE: u64 = 1 << 0;
+/// EFER.LME: long mode enabled (must stay set).
+pub const EFER_LME: u64 = 1 << 8;
+/// EFER.LMA: long mode active (read-only, always set).
+pub const EFER_LMA: u64 = 1 << 10;
+/// EFER.NXE: bit 63 of page-table entries is execute-disable.
+pub const EFER_NXE: u64 = 1 << 11;
+
+/// CPUID leaf 0 vendor string, as EBX, EDX, ECX spell it.
+pub const CPUID_VENDOR: [u8; 12] = *b"PvmLabx86-64";
