@@ -4,7 +4,7 @@
 //! interrupts, starts the other cores by INIT/SIPI and passes IPIs between them. It prints
 //! `ok N …` per point; these tests hold every line to the text written out below, on one and
 //! two sockets, with the timing model off and on, booted normally and with `--bsp-only`.
-//! `negative` runs its deliberate failures.
+//! `negative` runs its deliberate failures; `net` its NIC phase against the wire's UDP generator.
 
 mod negative;
 mod net;
