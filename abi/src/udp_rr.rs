@@ -80,7 +80,11 @@ pub fn classify(f: &[u8]) -> Option<u32> {
 /// valid: their sums do not depend on the order of the swapped words).
 pub fn make_response(f: &mut [u8]) {
     use frame::*;
-    for (a, b, n) in [(ETH_DST, ETH_SRC, 6), (IP_SRC, IP_DST, 4), (UDP_SRC, UDP_DST, 2)] {
+    for (a, b, n) in [
+        (ETH_DST, ETH_SRC, 6),
+        (IP_SRC, IP_DST, 4),
+        (UDP_SRC, UDP_DST, 2),
+    ] {
         for i in 0..n {
             f.swap(a + i, b + i);
         }
@@ -114,7 +118,12 @@ mod tests {
         assert_eq!(classify(&request(KIND_BYE)), Some(KIND_BYE));
         let short = request(KIND_REQUEST);
         assert_eq!(classify(&short[..short.len() - 1]), None);
-        for (at, v) in [(ETH_TYPE, 0x86), (IP, 0x46), (IP_PROTO, 6), (UDP_DST + 1, 8)] {
+        for (at, v) in [
+            (ETH_TYPE, 0x86),
+            (IP, 0x46),
+            (IP_PROTO, 6),
+            (UDP_DST + 1, 8),
+        ] {
             let mut f = request(KIND_REQUEST);
             f[at] = v;
             assert_eq!(classify(&f), None, "byte {at} = {v:#x}");

@@ -212,7 +212,8 @@ impl EchoQueue {
         }
         compiler_fence(Ordering::Release);
         let regs = reg::queue(self.q);
-        self.nic.write(regs + reg::TX_TAIL, self.tx_sent % self.tx.n);
+        self.nic
+            .write(regs + reg::TX_TAIL, self.tx_sent % self.tx.n);
         self.nic
             .write(regs + reg::RX_TAIL, (self.rx_next - 1) % self.rx.n);
         s

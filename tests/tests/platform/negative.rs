@@ -69,7 +69,12 @@ fn no_double_fault_gate_is_a_triple_fault() {
 
 #[test]
 fn a_bad_command_line_exits_2() {
-    for cmdline in ["no-such-mode", "net triple", "no-idt triple", "net no-such-mode"] {
+    for cmdline in [
+        "no-such-mode",
+        "net triple",
+        "no-idt triple",
+        "net no-such-mode",
+    ] {
         let out = run("1s", false, false, cmdline);
         assert_eq!(out.end, RunEnd::Exit(2), "{cmdline}");
         assert!(

@@ -129,7 +129,12 @@ pub fn check(c: &mut Checks, boot: &Boot, n: usize) {
         let core = &boot.cores()[servers[q]];
         nodes[q] = core.node;
         let Some(mem) = take(boot, core.node, &mut taken, nic::footprint(RING)) else {
-            check!(c, false, "NIC: no room for queue {q}'s rings on node {}", core.node);
+            check!(
+                c,
+                false,
+                "NIC: no room for queue {q}'s rings on node {}",
+                core.node
+            );
             return;
         };
         let queue = EchoQueue::new(nic, q as u64, RING, mem);
