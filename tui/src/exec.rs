@@ -6,6 +6,7 @@ use emulator::{Machine, MachineDesc, RunEnd};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use workloads::udpgen::{UdpGenConfig, UdpGenerator};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -41,6 +42,13 @@ pub struct ExecArgs {
     /// End once the checkpoint is written (exit status 0) instead of running on.
     #[arg(long, requires = "checkpoint_at")]
     pub stop_after_checkpoint: bool,
+    /// Attach a seeded UDP request/response generator to the wire of the machine's first
+    /// NIC: a RON file (e.g. workloads/scenarios/udpgen.ron) or the inline form
+    /// `closed:4,requests=1000,seed=7` (`open:200k` for open loop at a rate; FIELD=VALUE for
+    /// the file's other fields). Targets default to the NIC's MAC. Repeat for several
+    /// generators (distinct names and MACs). Its report goes to stderr and --stats-json.
+    #[arg(long, value_name = "FILE.ron|SPEC", conflicts_with = "restore")]
+    pub udp_gen: Vec<String>,
     /// Continue the run a checkpoint file holds (its machine, image and timing mode come
     /// from the file) instead of starting IMAGE.
     #[arg(
@@ -81,7 +89,10 @@ pub fn run(args: &ExecArgs) -> i32 {
         Some(path) => {
             let t = Instant::now();
             match Machine::restore_file(path) {
-                Ok(m) => {
+                Ok(mut m) => {
+                    if let Err(status) = reattach_endpoints(&mut m, path) {
+                        return status;
+                    }
                     if args.stats {
                         eprintln!(
                             "pvmlab: restored {} ({} bytes) in {:.1} ms host time",
@@ -203,8 +214,12 @@ pub fn run(args: &ExecArgs) -> i32 {
             m.cache.invalidated_blocks
         );
     }
+    if end.is_some() {
+        print_endpoints(&m);
+    }
     if let Some(path) = &args.stats_json {
-        let json = serde_json::to_string_pretty(&report).expect("reports serialise");
+        let json =
+            serde_json::to_string_pretty(&stats_json(&report, &m)).expect("reports serialise");
         if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("pvmlab: error: cannot write {}: {e}", path.display());
             return status::BAD_INPUT;
@@ -252,5 +267,97 @@ fn start(args: &ExecArgs) -> Result<Machine, i32> {
         eprintln!("pvmlab: error: {}: {e}", image_path.display());
         return Err(status::BAD_INPUT);
     }
+    attach_generators(&mut m, &args.udp_gen)?;
     Ok(m)
+}
+
+/// Attaches a UDP generator for each `--udp-gen` spec to the wire of the machine's first NIC,
+/// in the order given, at time 0; or the exit status of a bad spec.
+fn attach_generators(m: &mut Machine, specs: &[String]) -> Result<(), i32> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let fail = |spec: &str, e: &dyn std::fmt::Display| {
+        eprintln!("pvmlab: error: --udp-gen {spec}: {e}");
+        Err(status::BAD_INPUT)
+    };
+    let Some(nic) = m.sys.bus.nics.first().map(|n| n.mac) else {
+        return fail(
+            &specs[0],
+            &format!(
+                "machine `{}` has no NIC to attach it to (the presets have one)",
+                m.desc.name
+            ),
+        );
+    };
+    let mut generators: Vec<UdpGenerator> = Vec::new();
+    for spec in specs {
+        let mut cfg = match UdpGenConfig::load(spec) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::report_error(&e);
+                return Err(status::BAD_INPUT);
+            }
+        };
+        cfg.fill_in_target_macs(nic);
+        let g = match UdpGenerator::new(cfg) {
+            Ok(g) => g,
+            Err(e) => return fail(spec, &e),
+        };
+        let (name, mac) = (&g.config().name, g.config().mac);
+        if let Some(other) = generators
+            .iter()
+            .find(|o| &o.config().name == name || o.config().mac == mac)
+        {
+            return fail(
+                spec,
+                &format!(
+                    "another generator is `{}` with MAC {}: give each its own `name` and `mac`",
+                    other.config().name,
+                    other.config().mac
+                ),
+            );
+        }
+        if mac.0 == nic {
+            return fail(spec, &format!("the generator's MAC {mac} is the NIC's"));
+        }
+        generators.push(g);
+    }
+    for g in generators {
+        m.attach_endpoint(0, Box::new(g));
+    }
+    Ok(())
+}
+
+/// Hands every endpoint of a restored checkpoint back to its wire, rebuilt from the state
+/// the checkpoint holds; or the exit status if one cannot be.
+fn reattach_endpoints(m: &mut Machine, path: &Path) -> Result<(), i32> {
+    workloads::endpoints::reattach_all(m)
+        .map(drop)
+        .map_err(|e| {
+            eprintln!("pvmlab: error: {}: {e}", path.display());
+            status::BAD_INPUT
+        })
+}
+
+/// The wires' counters and their endpoints' reports, on stderr, if any endpoint is attached.
+fn print_endpoints(m: &Machine) {
+    for w in workloads::endpoints::summaries(m) {
+        if !w.endpoints.is_empty() {
+            eprint!("{}", w.text());
+        }
+    }
+}
+
+/// What `--stats-json` writes: the report, and `wires`, one per NIC, with its endpoints.
+fn stats_json(report: &emulator::stats::Report, m: &Machine) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).expect("reports serialise");
+    if let Some(o) = v.as_object_mut() {
+        let wires = workloads::endpoints::summaries(m);
+        o.insert(
+            "wires".into(),
+            serde_json::to_value(wires).expect("wire summaries serialise"),
+        );
+    }
+    v
 }

@@ -267,3 +267,154 @@ fn image_or_restore_is_required_and_they_do_not_mix() {
     let o = pvmlab(&["exec", &elf, "--checkpoint", "x.ck"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The JSON stats without host time.
+fn json_stats(path: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("host_seconds");
+    o.remove("mips");
+    v
+}
+
+/// `udp-echo` answering `--udp-gen`, cut while requests are in flight: the restored run needs
+/// no `--udp-gen` (the generator, configuration included, is in the checkpoint) and ends as
+/// the uninterrupted one, with the same generator report on stderr and in the JSON stats.
+#[test]
+fn a_run_with_a_udp_generator_restores_without_its_configuration() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../workloads/scenarios/udpgen.ron"
+    );
+    let echo = image("udp-echo");
+    // Requests start at 100 µs (240,000 cycles at 2.4 GHz); the runs take 3.4 and 2.4 M cycles.
+    for (timing, cmdline, spec, at) in [
+        ("on", "", example, "1200000"),
+        (
+            "off",
+            "irq",
+            "closed:2,requests=300,seed=11,payload=24-1472",
+            "700000",
+        ),
+    ] {
+        let what = format!("timing {timing}, cmdline `{cmdline}`, {spec}");
+        let tag = format!("udpgen-{timing}");
+        let (whole_json, rest_json) = (
+            scratch(&format!("{tag}-whole.json")),
+            scratch(&format!("{tag}-rest.json")),
+        );
+        let common = [
+            "exec",
+            "--machine",
+            "2s",
+            "--timing",
+            timing,
+            "--cmdline",
+            cmdline,
+            "--udp-gen",
+            spec,
+            "--stats",
+            &echo,
+        ];
+        let whole =
+            pvmlab(&[&common[..], &["--stats-json", whole_json.to_str().unwrap()]].concat());
+        assert_eq!(
+            whole.status.code(),
+            Some(0),
+            "{what}: {}",
+            text(&whole.stderr)
+        );
+        let err = text(&whole.stderr);
+        assert!(err.contains("timed out 0, invalid 0"), "{what}: {err}");
+        let file = scratch(&format!("{tag}.ck"));
+        let file = file.to_str().unwrap();
+        let cut = [
+            "--checkpoint-at",
+            at,
+            "--checkpoint",
+            file,
+            "--stop-after-checkpoint",
+        ];
+        let first = pvmlab(&[&common[..], &cut[..]].concat());
+        assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{what}: {}",
+            text(&first.stderr)
+        );
+        // Stopped mid-run: no report yet.
+        let first_err = text(&first.stderr);
+        assert!(!first_err.contains("wire of NIC"), "{what}: {first_err}");
+        assert!(!first_err.contains("the run ended"), "{what}: {first_err}");
+        let rest = pvmlab(&[
+            "exec",
+            "--restore",
+            file,
+            "--stats",
+            "--stats-json",
+            rest_json.to_str().unwrap(),
+        ]);
+        assert_eq!(rest.status, whole.status, "{what}: {}", text(&rest.stderr));
+        assert_eq!(
+            text(&[first.stdout.clone(), rest.stdout.clone()].concat()),
+            text(&whole.stdout),
+            "{what}"
+        );
+        assert!(text(&whole.stdout).contains("udp-echo: answered"), "{what}");
+        assert_eq!(stats(&rest), stats(&whole), "{what}");
+        assert!(
+            stats(&rest).iter().any(|l| l.contains("latency us: min")),
+            "{what}: {:?}",
+            stats(&rest)
+        );
+        assert_eq!(json_stats(&rest_json), json_stats(&whole_json), "{what}");
+        // And through the checkpoint without stopping: unchanged.
+        let through = pvmlab(&[&common[..], &cut[..4]].concat());
+        assert_eq!(through.stdout, whole.stdout, "{what}");
+        assert_eq!(stats(&through), stats(&whole), "{what}");
+    }
+}
+
+/// A checkpoint holding an endpoint that pvmlab cannot rebuild (attached by a program through
+/// the library): restoring it is refused with one line naming it, not run without it.
+#[test]
+fn a_checkpoint_with_an_endpoint_pvmlab_cannot_rebuild_is_refused() {
+    #[derive(Clone)]
+    struct Custom;
+    impl emulator::wire::Endpoint for Custom {
+        fn name(&self) -> &str {
+            "custom"
+        }
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 0x33]
+        }
+        fn start(&mut self, _: &mut emulator::wire::EndpointIo) {}
+        fn receive(&mut self, _: &[u8], _: &mut emulator::wire::EndpointIo) {}
+        fn wake(&mut self, _: &mut emulator::wire::EndpointIo) {}
+        fn save(&self) -> Vec<u8> {
+            b"custom".to_vec()
+        }
+        fn restore(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn clone_box(&self) -> Box<dyn emulator::wire::Endpoint> {
+            Box::new(self.clone())
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+    let desc = emulator::MachineDesc::load("1s").unwrap();
+    let mut m = emulator::Machine::new(&desc).unwrap();
+    m.load_elf(workloads::images::get("hello").unwrap(), false, "")
+        .unwrap();
+    m.attach_endpoint(0, Box::new(Custom));
+    let file = scratch("custom-endpoint.ck");
+    m.save_checkpoint(&file).unwrap();
+    assert_one_line_error(
+        &pvmlab(&["exec", "--restore", file.to_str().unwrap()]),
+        "custom-endpoint.ck: NIC 0's wire, endpoint 0: endpoint `custom` is of a kind pvmlab \
+         cannot rebuild from a checkpoint (it knows: udpgen)",
+    );
+}

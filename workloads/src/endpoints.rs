@@ -177,3 +177,130 @@ impl WireSummary {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udpgen::{Target, UdpGenConfig};
+    use emulator::MachineDesc;
+    use emulator::wire::EndpointIo;
+    use std::any::Any;
+
+    /// An endpoint of a kind this crate does not know.
+    #[derive(Clone)]
+    struct Foreign;
+    impl Endpoint for Foreign {
+        fn name(&self) -> &str {
+            "foreign"
+        }
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 0x42]
+        }
+        fn start(&mut self, _: &mut EndpointIo) {}
+        fn receive(&mut self, _: &[u8], _: &mut EndpointIo) {}
+        fn wake(&mut self, _: &mut EndpointIo) {}
+        fn save(&self) -> Vec<u8> {
+            b"foreign state".to_vec()
+        }
+        fn restore(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn clone_box(&self) -> Box<dyn Endpoint> {
+            Box::new(self.clone())
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    fn generator(name: &str, mac: u8) -> UdpGenerator {
+        let mut cfg = UdpGenConfig::closed_loop(Target::nic(), 10, 1, 3);
+        cfg.name = name.into();
+        cfg.mac = MacAddr([2, 0, 0, 0, 0, mac]);
+        cfg.fill_in_target_macs([2, 0, 0, 0, 0, 1]);
+        UdpGenerator::new(cfg).unwrap()
+    }
+
+    /// A machine of preset `1s` with `eps` attached, through a checkpoint.
+    fn restored(eps: Vec<Box<dyn Endpoint>>) -> Machine {
+        let mut m = Machine::new(&MachineDesc::load("1s").unwrap()).unwrap();
+        for ep in eps {
+            m.attach_endpoint(0, ep);
+        }
+        Machine::restore(&m.checkpoint()).unwrap()
+    }
+
+    #[test]
+    fn generators_come_back_from_a_checkpoint_alone() {
+        let mut m = restored(vec![
+            Box::new(generator("a", 0xA0)),
+            Box::new(generator("b", 0xB0)),
+        ]);
+        assert_eq!(m.sys.bus.wires[0].detached(), [0, 1]);
+        let before = summaries(&m);
+        assert!(before[0].endpoints.iter().all(|e| e.detached));
+        assert_eq!(reattach_all(&mut m), Ok(2));
+        assert!(m.sys.bus.wires[0].detached().is_empty());
+        assert_eq!(reattach_all(&mut m), Ok(0));
+        let s = summaries(&m);
+        assert_eq!(s.len(), 1);
+        let names: Vec<_> = s[0].endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let b = &s[0].endpoints[1];
+        assert_eq!(
+            (b.mac.as_str(), b.kind, b.detached),
+            ("02:00:00:00:00:b0", Some("udpgen"), false)
+        );
+        // Started (a wake-up pending for its first request), nothing sent yet.
+        assert_eq!(b.report.as_ref().unwrap().sent, 0);
+        let text = s[0].text();
+        assert!(text.starts_with("wire of NIC 0: 0 frames"), "{text}");
+        assert!(
+            text.contains("  b (02:00:00:00:00:b0): sent 0, answered 0"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json[0]["frames_out"], 0);
+        assert_eq!(
+            json[0]["endpoints"][1]["report"]["answered_per_target"][0],
+            0
+        );
+    }
+
+    #[test]
+    fn endpoints_of_unknown_kinds_or_bad_state_get_a_clear_error() {
+        let e = rebuild("foreign", b"foreign state").err().unwrap();
+        assert_eq!(
+            e,
+            "endpoint `foreign` is of a kind pvmlab cannot rebuild from a checkpoint \
+             (it knows: udpgen)"
+        );
+        let saved = generator("a", 0xA0).save();
+        assert!(rebuild("a", &saved).is_ok());
+        let e = rebuild("z", &saved).err().unwrap();
+        assert_eq!(e, "endpoint `z`: its saved state is that of `a`");
+        let e = rebuild("a", &saved[..saved.len() - 2]).err().unwrap();
+        assert!(
+            e.starts_with("endpoint `a` (udpgen): its saved state: "),
+            "{e}"
+        );
+
+        let mut m = restored(vec![Box::new(generator("a", 0xA0)), Box::new(Foreign)]);
+        let e = reattach_all(&mut m).unwrap_err();
+        assert!(
+            e.starts_with("NIC 0's wire, endpoint 1: endpoint `foreign` is of a kind"),
+            "{e}"
+        );
+        // The one before it is back; the foreign one is left to its runner.
+        assert_eq!(m.sys.bus.wires[0].detached(), [1]);
+        let s = summaries(&m);
+        assert!(
+            s[0].text()
+                .contains("  foreign (02:00:00:00:00:42): detached")
+        );
+        m.sys.bus.wires[0]
+            .restore_endpoint(1, Box::new(Foreign))
+            .unwrap();
+        assert_eq!(summaries(&m)[0].endpoints[1].kind, None);
+    }
+}
