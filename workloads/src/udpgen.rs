@@ -18,10 +18,10 @@
 //! loop its slot goes to a new request).
 //!
 //! # Configuration
-//! [`UdpGenConfig`] is plain serde data: a RON file (`scenarios/udpgen-*.ron`) or the inline
-//! form of `pvmlab exec --udp-gen`. Only `seed`, `load` and `requests` must be given; a target
-//! whose `mac` is left at [`UNSET_MAC`] is the NIC the generator is attached to (the runner
-//! fills it in with [`UdpGenConfig::fill_in_target_macs`]).
+//! [`UdpGenConfig`] is plain serde data: a RON file (`workloads/scenarios/udpgen.ron` is one)
+//! or the inline form of `pvmlab exec --udp-gen`. Only `seed`, `load` and `requests` must be
+//! given; a target whose `mac` is left at [`UNSET_MAC`] is the NIC the generator is attached
+//! to (the runner fills it in with [`UdpGenConfig::fill_in_target_macs`]).
 //!
 //! # Checkpoints
 //! [`Endpoint::save`] gives a tag ([`STATE_TAG`]) followed by the configuration and the
