@@ -15,13 +15,13 @@
 //! serde value, `restore` checks it against a component built fresh from the description and
 //! rebuilds it. Guest RAM is stored apart, as page records.
 //!
-//! # File format, version 1
+//! # File format, version 2
 //! A 64-byte header, then three sections. Integers are little-endian.
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
 //! | 0  | 8 | magic `PVMLABCK` |
-//! | 8  | 4 | format version (1) |
+//! | 8  | 4 | format version (2) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | bytes of guest RAM of the machine (bounds the file: RAM + 1 GiB) |
 //! | 24 | 8 | length of the description section |
@@ -67,7 +67,7 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The first 8 bytes of every checkpoint.
 pub const MAGIC: [u8; 8] = *b"PVMLABCK";
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the header.
 pub const HEADER_LEN: usize = 64;
 /// A memory record: the page's address, then the page.

@@ -209,12 +209,13 @@ fn bad_checkpoint_files_get_one_clear_line() {
         "corrupt checkpoint: checksum mismatch",
     );
 
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
-    let v2 = write("v2.ck", &v2);
+    let ours = emulator::checkpoint::FORMAT_VERSION;
+    let mut newer = bytes.clone();
+    newer[8..12].copy_from_slice(&(ours + 1).to_le_bytes());
+    let newer = write("newer.ck", &newer);
     assert_one_line_error(
-        &pvmlab(&["exec", "--restore", &v2]),
-        "checkpoint format v2, this pvmlab reads v1",
+        &pvmlab(&["exec", "--restore", &newer]),
+        &format!("checkpoint format v{}, this pvmlab reads v{ours}", ours + 1),
     );
 
     // Found out before the run, not after.

@@ -281,9 +281,13 @@ fn bad_input_gets_a_clear_error() {
     );
     assert!(error(b"PVML").starts_with("truncated checkpoint: 4 bytes of 64"));
 
-    let mut v2 = good.clone();
-    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert_eq!(error(&v2), "checkpoint format v2, this pvmlab reads v1");
+    let mut newer = good.clone();
+    let other = FORMAT_VERSION + 1;
+    newer[8..12].copy_from_slice(&other.to_le_bytes());
+    assert_eq!(
+        error(&newer),
+        format!("checkpoint format v{other}, this pvmlab reads v{FORMAT_VERSION}")
+    );
 
     let mut flipped = good.clone();
     *flipped.last_mut().unwrap() ^= 1;
@@ -430,7 +434,7 @@ fn no_input_makes_restore_panic() {
         let mut b: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
         if i % 2 == 1 && n >= 12 {
             b[..8].copy_from_slice(&MAGIC);
-            b[8..12].copy_from_slice(&1u32.to_le_bytes());
+            b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         }
         assert!(Machine::restore(&b).is_err());
     }
@@ -492,7 +496,7 @@ fn layout_is_pinned() {
     let (_, _, state, _) = sections(&bytes);
     assert_eq!(
         (FORMAT_VERSION, xxh3_64(state)),
-        (1, 0x4bf5_6689_b16b_c2f7),
+        (2, 0x7dbb_65af_211f_cbcc),
         "the checkpoint state layout changed: bump FORMAT_VERSION if checkpoints of \
          earlier builds must be refused, then update this hash"
     );

@@ -7,9 +7,10 @@
 //! 16/32-bit gates (they raise #GP), and SS is loaded as the null selector on a privilege
 //! change, as the SDM specifies for 64-bit mode.
 
+use super::debug::DR7_GD;
 use super::flags::{IF, NT, RF, TF};
 use super::paging::Access;
-use super::{Core, DOUBLE_FAULT, Fault, GP, PAGE_FAULT, RSP, Sys};
+use super::{Core, DB, DOUBLE_FAULT, Fault, GP, PAGE_FAULT, RSP, Sys};
 
 /// How an event entered: it decides the gate-DPL check and the saved RIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,16 +143,20 @@ impl Core {
             frame.push(e as u64);
         }
         self.gpr[RSP] = rsp;
+        // The frame's stores are the processor's own: they report no data breakpoints.
+        let hits = self.dbg.hits;
         for v in frame {
             if let Err(stop) = self.push64(sys, v) {
                 self.set_segments(old.0, old.1);
                 self.gpr[RSP] = old.2;
+                self.dbg.hits = hits;
                 return Err(match stop {
                     super::Stop::Fault(f) => f,
                     _ => Fault::new(DOUBLE_FAULT),
                 });
             }
         }
+        self.dbg.hits = hits;
         self.rflags &= !(TF | NT | RF | (1 << 17));
         if kind == 0xE {
             self.rflags &= !IF;
@@ -161,9 +166,28 @@ impl Core {
         Ok(())
     }
 
+    /// Raises a fault-class exception `f` as [`raise_exception`](Self::raise_exception)
+    /// does, with RF = 1 in the RFLAGS image it pushes (SDM Vol. 3B §18.3.1.1), so that an
+    /// instruction breakpoint at the faulting instruction is not reported again when the
+    /// handler returns to it. An instruction-breakpoint #DB is raised with `raise_exception`.
+    pub fn raise_fault(&mut self, sys: &mut Sys, f: Fault) -> Result<(), Fault> {
+        let rf = self.rflags & RF;
+        self.rflags |= RF;
+        let r = self.raise_exception(sys, f);
+        if r.is_err() {
+            self.rflags = (self.rflags & !RF) | rf;
+        }
+        r
+    }
+
     /// Raises exception `f`: delivers it, or #DF if that fails, or reports a triple fault
     /// (`Err`) if #DF cannot be delivered either (SDM Vol. 3A, interrupt 8 and Table 6-5).
+    /// Entering a #DB handler clears DR7.GD, so that the handler may use the debug
+    /// registers (SDM Vol. 3B §18.2.4).
     pub fn raise_exception(&mut self, sys: &mut Sys, f: Fault) -> Result<(), Fault> {
+        if f.vector == DB {
+            self.dbg.dr7 &= !DR7_GD;
+        }
         let code = if has_error_code(f.vector) {
             Some(f.error_code.unwrap_or(0))
         } else {

@@ -5,6 +5,7 @@
 //! Intel SDM (Vol. 2) it follows. Guest exceptions are values ([`Fault`]) separate from the
 //! emulator's own errors.
 
+pub mod debug;
 pub mod decode;
 pub mod flags;
 pub mod interrupt;
@@ -145,6 +146,8 @@ pub struct Core {
     pub cr3: u64,
     pub cr4: u64,
     pub efer: u64,
+    /// DR0–DR3, DR6, DR7 and the breakpoints they enable.
+    pub dbg: debug::DebugRegs,
     pub gdtr: TableReg,
     pub idtr: TableReg,
     /// Code and stack segment selectors; CS's low two bits are the CPL.
@@ -278,6 +281,7 @@ impl Core {
             cr3: 0,
             cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
             efer: EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE,
+            dbg: debug::DebugRegs::default(),
             gdtr: TableReg::default(),
             idtr: TableReg::default(),
             cs: 0x08,
@@ -328,14 +332,20 @@ impl Core {
         Stop::Fault(f)
     }
 
-    /// A soft-TLB miss for a load: walks, then fills the TLB for RAM; a device window is
-    /// never cached (`Fill::Mmio`), so every access to it comes here and reaches the device.
+    /// A soft-TLB miss for a load of `len` bytes (0: a translation, not an access): walks,
+    /// then fills the TLB for RAM; a device window is never cached (`Fill::Mmio`), so every
+    /// access to it comes here and reaches the device. Neither is a page holding a data
+    /// breakpoint on reads, so every access to it comes here to be checked (`debug`).
     #[cold]
-    fn fill_read_any(&mut self, sys: &mut Sys, va: u64) -> Result<Fill> {
+    fn fill_read_any(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<Fill> {
         let acc = self.access(false, false);
         let pa = self
             .translate(sys, va, acc)
             .map_err(|f| self.raise(f, va))?;
+        let watched = self.dbg.watches_reads(va);
+        if watched && len != 0 {
+            self.dbg.data_access(va, len, false);
+        }
         let Some(host) = sys.ram.host_page(pa, false) else {
             return if sys.bus.is_mmio(pa) {
                 Ok(Fill::Mmio(pa))
@@ -343,18 +353,22 @@ impl Core {
                 Err(Stop::Fault(Fault::new(MACHINE_CHECK)))
             };
         };
-        self.tlb.fill_read(va, host, pa);
+        if watched {
+            self.tlb.set_uncached(va, pa);
+        } else {
+            self.tlb.fill_read(va, host, pa);
+        }
         Ok(Fill::Ram(host))
     }
 
     /// [`fill_read_any`](Self::fill_read_any) for callers that move RAM through host
-    /// pointers (string instructions): null for a device window, which they then access
-    /// element by element through `load`/`store`.
+    /// pointers (string instructions): null for a device window or a page holding a data
+    /// breakpoint, which they then access element by element through `load`/`store`.
     #[cold]
     fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        Ok(match self.fill_read_any(sys, va)? {
-            Fill::Ram(h) => h,
-            Fill::Mmio(_) => std::ptr::null_mut(),
+        Ok(match self.fill_read_any(sys, va, 0)? {
+            Fill::Ram(h) if !self.dbg.watches_reads(va) => h,
+            _ => std::ptr::null_mut(),
         })
     }
 
@@ -362,9 +376,9 @@ impl Core {
     /// [`fill_read_any`](Self::fill_read_any).
     #[cold]
     fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
-        Ok(match self.fill_write_any(sys, va)? {
-            Fill::Ram(h) => h,
-            Fill::Mmio(_) => std::ptr::null_mut(),
+        Ok(match self.fill_write_any(sys, va, 0)? {
+            Fill::Ram(h) if !self.dbg.watches_writes(va) => h,
+            _ => std::ptr::null_mut(),
         })
     }
 
@@ -397,12 +411,19 @@ impl Core {
             .map_err(Stop::Fault)
     }
 
+    /// A soft-TLB miss for a store of `len` bytes (0: a translation, not an access), as
+    /// [`fill_read_any`](Self::fill_read_any) is for loads; pages holding code or a data
+    /// breakpoint stay out of the write half.
     #[cold]
-    fn fill_write_any(&mut self, sys: &mut Sys, va: u64) -> Result<Fill> {
+    fn fill_write_any(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<Fill> {
         let acc = self.access(true, false);
         let pa = self
             .translate(sys, va, acc)
             .map_err(|f| self.raise(f, va))?;
+        let watched = self.dbg.watches_writes(va);
+        if watched && len != 0 {
+            self.dbg.data_access(va, len, true);
+        }
         let Some(host) = sys.ram.host_page(pa, true) else {
             return if sys.bus.is_mmio(pa) {
                 Ok(Fill::Mmio(pa))
@@ -417,6 +438,13 @@ impl Core {
                 sys.written_code.push(pa / PAGE_SIZE);
             }
             sys.end_block = true;
+            self.tlb.set_uncached(va, pa);
+        } else if watched {
+            // Writes are checked here; reads only if a breakpoint watches them too.
+            if !self.dbg.watches_reads(va) {
+                self.tlb.fill_read(va, host, pa);
+            }
+            self.tlb.set_uncached(va, pa);
         } else {
             self.tlb.fill_write(va, host, pa);
         }
@@ -431,8 +459,9 @@ impl Core {
         let Some(t) = sys.timing.as_deref_mut() else {
             return;
         };
-        // The page was just translated, so its entry is in the soft TLB: the read half, or
-        // the write half for a store whose read entry another page has evicted.
+        // The page was just translated, so its entry is in the soft TLB: the read half, the
+        // write half for a store whose read entry another page has evicted, or the last
+        // translation left uncached (a code page stored to, a page with a data breakpoint).
         let pa = self.tlb.physical_any(va).unwrap_or(va);
         let mut line = pa & !63;
         let end = pa + len;
@@ -498,7 +527,7 @@ impl Core {
         if off + size_of::<T>() <= PAGE_SIZE as usize {
             let host = match self.tlb.read(va) {
                 Some(h) => h,
-                None => match self.fill_read_any(sys, va)? {
+                None => match self.fill_read_any(sys, va, size_of::<T>() as u64)? {
                     Fill::Ram(h) => h,
                     Fill::Mmio(pa) => return self.mmio_load(sys, pa),
                 },
@@ -531,7 +560,7 @@ impl Core {
         if off + size_of::<T>() <= PAGE_SIZE as usize {
             let host = match self.tlb.write(va) {
                 Some(h) => h,
-                None => match self.fill_write_any(sys, va)? {
+                None => match self.fill_write_any(sys, va, size_of::<T>() as u64)? {
                     Fill::Ram(h) => h,
                     Fill::Mmio(pa) => return self.mmio_store(sys, pa, v),
                 },
@@ -602,7 +631,10 @@ impl Core {
             .ram
             .host_page(pa, false)
             .ok_or(Fault::new(MACHINE_CHECK))?;
-        self.tlb.fill_read(va, host, pa);
+        // A page with a data breakpoint on reads stays out (fetches are not data reads).
+        if !self.dbg.watches_reads(va) {
+            self.tlb.fill_read(va, host, pa);
+        }
         Ok(pa)
     }
 
@@ -699,9 +731,16 @@ pub fn run_until(
                 crate::apic::Serviced::Stop(stop) => return Some(stop),
             }
         }
+        // Single-step, a resume flag to clear, or breakpoints enabled: the debug path.
+        if core.rflags & (TF | RF) != 0 || core.dbg.armed.active {
+            if let Some(stop) = debug_block(core, sys, cache, target) {
+                return Some(stop);
+            }
+            continue;
+        }
         let block = match cache.lookup_or_decode(core, sys) {
             Ok(b) => b,
-            Err(f) if core.idtr.limit != 0 => match core.raise_exception(sys, f) {
+            Err(f) if core.idtr.limit != 0 => match core.raise_fault(sys, f) {
                 Ok(()) => continue,
                 Err(triple) => return Some(Stop::Shutdown(triple)),
             },
@@ -713,53 +752,22 @@ pub fn run_until(
             core.code_epoch = sys.code_epoch;
         }
         let ops = cache.ops(block);
-        // Single-step (RFLAGS.TF): one instruction, then a #DB trap (SDM Vol. 3A §17.3.1.4).
-        let single_step = core.rflags & TF != 0;
-        let room = if single_step {
-            1
-        } else {
-            (target - core.instret) as usize
-        };
-        let ops = &ops[..ops.len().min(room)];
+        let ops = &ops[..ops.len().min((target - core.instret) as usize)];
         for op in ops {
             core.rip = op.ins.next_ip();
             core.instret += 1;
             core.cycles += op.cost as u64;
             if let Err(stop) = (op.exec)(core, sys, &op.ins) {
-                if let Stop::Fault(f) = stop {
-                    core.rip = op.ins.ip();
-                    core.instret -= 1;
-                    core.cycles -= op.cost as u64;
-                    if core.idtr.limit != 0 {
-                        // The image has an IDT: the exception is its to handle.
-                        if let Err(triple) = core.raise_exception(sys, f) {
-                            flush_written_code(core, sys, cache);
-                            return Some(Stop::Shutdown(triple));
-                        }
-                        sys.end_block = true;
-                        break;
-                    }
+                if let Err(stop) = stopped(core, sys, op, stop) {
+                    flush_written_code(core, sys, cache);
+                    return Some(stop);
                 }
-                flush_written_code(core, sys, cache);
-                return Some(stop);
+                break;
             }
             if op.drain
                 && let Some(t) = sys.timing.as_deref_mut()
             {
                 core.cycles += t.fence(core.index, core.cycles);
-            }
-            if single_step {
-                // A trap: the saved RIP is the next instruction's. Without an IDT the run
-                // ends with the report, as for any exception.
-                let db = Fault::new(DB);
-                if core.idtr.limit == 0 {
-                    flush_written_code(core, sys, cache);
-                    return Some(Stop::Fault(db));
-                }
-                if let Err(triple) = core.raise_exception(sys, db) {
-                    flush_written_code(core, sys, cache);
-                    return Some(Stop::Shutdown(triple));
-                }
             }
             if sys.end_block {
                 break;
@@ -778,6 +786,133 @@ pub fn run_until(
         flush_written_code(core, sys, cache);
     }
     None
+}
+
+/// An instruction's handler returned `stop`. A fault means the instruction did not retire
+/// (`rip` points back at it, its data-breakpoint hits are dropped); with an IDT the fault is
+/// delivered and the block ends (`Ok`). Anything else ends the run loop (`Err`), after the
+/// caller has flushed written code.
+#[cold]
+#[inline(never)]
+fn stopped(core: &mut Core, sys: &mut Sys, op: &Op, stop: Stop) -> Result<(), Stop> {
+    if let Stop::Fault(f) = stop {
+        core.rip = op.ins.ip();
+        core.instret -= 1;
+        core.cycles -= op.cost as u64;
+        core.dbg.hits = 0;
+        if core.idtr.limit != 0 {
+            // The image has an IDT: the exception is its to handle.
+            core.raise_fault(sys, f).map_err(Stop::Shutdown)?;
+            sys.end_block = true;
+            return Ok(());
+        }
+    }
+    Err(stop)
+}
+
+/// One block in the debug path (`debug` describes the model): RF cleared at the block's
+/// first instruction after it suppressed that instruction's breakpoint check; instruction
+/// breakpoints as faults before the fetch, blocks ended before the next one; single-step
+/// (RFLAGS.TF, SDM Vol. 3B §18.3.1.4) and data/I/O breakpoints as one #DB trap after the
+/// instruction. Returns what ends the run loop, if anything.
+#[cold]
+#[inline(never)]
+fn debug_block(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache, target: u64) -> Option<Stop> {
+    if core.rflags & RF != 0 {
+        core.rflags &= !RF;
+    } else if core.dbg.has_exec() {
+        let hits = core.dbg.exec_hits(core.rip);
+        if hits != 0 {
+            // A fault ahead of fetching the instruction; the RFLAGS image keeps RF = 0.
+            core.dbg.report(hits);
+            return deliver_debug(core, sys, cache);
+        }
+    }
+    let block = match cache.lookup_or_decode(core, sys) {
+        Ok(b) => b,
+        Err(f) if core.idtr.limit != 0 => {
+            return match core.raise_fault(sys, f) {
+                Ok(()) => None,
+                Err(triple) => Some(Stop::Shutdown(triple)),
+            };
+        }
+        Err(f) => return Some(Stop::Fault(f)),
+    };
+    if core.code_epoch != sys.code_epoch {
+        core.tlb.flush_write();
+        core.code_epoch = sys.code_epoch;
+    }
+    let ops = cache.ops(block);
+    // Single-step: one instruction, then the trap (the first trap comes after the instruction
+    // following the POPF that set TF, which ends its block).
+    let single_step = core.rflags & TF != 0;
+    let mut room = if single_step {
+        1
+    } else {
+        (target - core.instret) as usize
+    }
+    .min(ops.len());
+    if core.dbg.has_exec()
+        && let Some(i) = ops[1..room]
+            .iter()
+            .position(|op| core.dbg.exec_hits(op.ins.ip()) != 0)
+    {
+        room = i + 1;
+    }
+    for op in &ops[..room] {
+        core.rip = op.ins.next_ip();
+        core.instret += 1;
+        core.cycles += op.cost as u64;
+        if let Err(stop) = (op.exec)(core, sys, &op.ins) {
+            if let Err(stop) = stopped(core, sys, op, stop) {
+                flush_written_code(core, sys, cache);
+                return Some(stop);
+            }
+            break;
+        }
+        if op.drain
+            && let Some(t) = sys.timing.as_deref_mut()
+        {
+            core.cycles += t.fence(core.index, core.cycles);
+        }
+        let mut status = core.dbg.take_hits();
+        if single_step {
+            status |= debug::DR6_BS;
+        }
+        if status != 0 {
+            // A trap: the saved RIP is the next instruction's (a REP string instruction with
+            // work left saves its own, with RF set).
+            core.dbg.report(status);
+            if let Some(stop) = deliver_debug(core, sys, cache) {
+                return Some(stop);
+            }
+            sys.end_block = true;
+            break;
+        }
+        if sys.end_block {
+            break;
+        }
+    }
+    if sys.end_block {
+        sys.end_block = false;
+        flush_written_code(core, sys, cache);
+    }
+    None
+}
+
+/// Delivers the #DB whose causes DR6 now holds; without an IDT the run ends with the report.
+fn deliver_debug(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache) -> Option<Stop> {
+    let db = Fault::new(DB);
+    let stop = if core.idtr.limit == 0 {
+        Stop::Fault(db)
+    } else {
+        match core.raise_exception(sys, db) {
+            Ok(()) => return None,
+            Err(triple) => Stop::Shutdown(triple),
+        }
+    };
+    flush_written_code(core, sys, cache);
+    Some(stop)
 }
 
 fn flush_written_code(core: &mut Core, sys: &mut Sys, cache: &mut CodeCache) {

@@ -12,7 +12,8 @@ use crate::timing::TimingModel;
 use serde::{Deserialize, Serialize};
 
 /// A core: its architectural state and counters (serde on [`Core`], every field but the soft
-/// TLB), and the soft TLB's translations.
+/// TLB and the breakpoints derived from the debug registers), and the soft TLB's
+/// translations.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct CoreState {
     core: Core,
@@ -36,6 +37,8 @@ impl Persist for Core {
         let index = core.index;
         core.tlb = SoftTlb::from_state(&state.tlb, ram)
             .map_err(|m| CheckpointError::inconsistent(format!("core {index}: {m}")))?;
+        // What DR7 enables is derived from the debug registers, not saved.
+        core.dbg.rearm();
         Ok(core)
     }
 }

@@ -31,6 +31,11 @@ const EMPTY: Entry = Entry {
 pub struct SoftTlb {
     read: Box<[Entry; ENTRIES]>,
     write: Box<[Entry; ENTRIES]>,
+    /// The last translation a fill left out of both halves (a store to a code page, an
+    /// access to a page holding a data breakpoint), for the timing model's lookup right
+    /// after it (`physical_any`). Not part of the saved state: it is always set by the
+    /// access that reads it.
+    uncached: Entry,
     /// `USER_TAG` while the core runs at CPL 3, else 0.
     mode: u64,
 }
@@ -44,6 +49,7 @@ impl SoftTlb {
         SoftTlb {
             read: Box::new([EMPTY; ENTRIES]),
             write: Box::new([EMPTY; ENTRIES]),
+            uncached: EMPTY,
             mode: 0,
         }
     }
@@ -84,13 +90,26 @@ impl SoftTlb {
     }
 
     /// Physical address of `va` from either half (a write entry may outlive the read entry
-    /// of the same page when another page evicted the latter).
+    /// of the same page when another page evicted the latter), or from the last translation
+    /// left uncached.
     #[inline(always)]
     pub fn physical_any(&self, va: u64) -> Option<u64> {
+        let tag = self.tag(va);
         self.physical(va).or_else(|| {
-            let e = &self.write[Self::slot(va)];
-            (e.tag == self.tag(va)).then_some(e.pa | (va & (PAGE_SIZE - 1)))
+            [&self.write[Self::slot(va)], &self.uncached]
+                .into_iter()
+                .find(|e| e.tag == tag)
+                .map(|e| e.pa | (va & (PAGE_SIZE - 1)))
         })
+    }
+
+    /// Records a translation that is not cached (see `uncached`).
+    pub fn set_uncached(&mut self, va: u64, pa: u64) {
+        self.uncached = Entry {
+            tag: self.tag(va),
+            host: std::ptr::null_mut(),
+            pa: pa & !(PAGE_SIZE - 1),
+        };
     }
 
     pub fn fill_read(&mut self, va: u64, host: *mut u8, pa: u64) {
@@ -139,6 +158,7 @@ impl SoftTlb {
     pub fn flush(&mut self) {
         self.read.fill(EMPTY);
         self.write.fill(EMPTY);
+        self.uncached = EMPTY;
     }
 }
 

@@ -12,7 +12,10 @@
 //!   iterations otherwise). After a chunk with work left it points rip back at itself and
 //!   ends the block, as an interrupted REP does on hardware; the block loop then counts the
 //!   chunk as one retired instruction and re-executes it. This bounds the host time of one
-//!   "instruction" and lets the scheduler and interrupts in between.
+//!   "instruction" and lets the scheduler and interrupts in between. RFLAGS.RF is set while
+//!   work is left, as after an interrupted iteration.
+//! - An iteration that hits a data breakpoint ends the chunk, so the #DB trap comes after
+//!   that iteration (`crate::cpu::debug`); pages holding one are never copied in bulk.
 //! - `rep movs`/`rep stos` with 64-bit addresses copy or fill page by page through the
 //!   per-core host translation (the same soft TLB `load`/`store` use, so faults, RAM write
 //!   tracking and self-modifying-code detection are unchanged); in timing mode each chunk
@@ -21,7 +24,7 @@
 //!   RDI = RSI + 1 replicates the first byte).
 
 use super::alu::sel;
-use crate::cpu::flags::{DF, ZF, mask, sub_flags};
+use crate::cpu::flags::{DF, RF, ZF, mask, sub_flags};
 use crate::cpu::{Core, Handler, RAX, RCX, RDI, RSI, Result, Sys};
 use crate::memory::PAGE_SIZE;
 use iced_x86::{Code, Instruction, OpKind, Register};
@@ -297,6 +300,10 @@ fn repeat<const OP: u8, const REP: u8, const A32: bool, const BITS: u32>(
             if st.cx == 0 {
                 return Ok(true);
             }
+            if core.dbg.hits != 0 {
+                // A data breakpoint: trap after this iteration (`bulk` never touches its page).
+                return Ok(false);
+            }
             budget = budget.saturating_sub(n);
             if budget == 0 {
                 return Ok(false);
@@ -315,6 +322,10 @@ fn repeat<const OP: u8, const REP: u8, const A32: bool, const BITS: u32>(
             if (REP == REPE && !zf) || (REP == REPNE && zf) {
                 return Ok(true);
             }
+        }
+        if core.dbg.hits != 0 {
+            // A data breakpoint: trap after this iteration.
+            return Ok(false);
         }
         budget -= 1;
         if budget == 0 {
@@ -357,8 +368,12 @@ fn string<const OP: u8, const REP: u8, const A32: bool, const BITS: u32>(
         }
     }
     if !r? {
-        // Work left: run this instruction again, from a fresh block lookup.
+        // Work left: run this instruction again, from a fresh block lookup. RF is set, as
+        // after an interrupted iteration (SDM Vol. 3B §18.3.1.1): what comes in between (an
+        // interrupt, a data-breakpoint trap) saves RF = 1, and resuming does not report the
+        // instruction's breakpoint again.
         core.rip = ins.ip();
+        core.rflags |= RF;
         sys.end_block = true;
     }
     Ok(())

@@ -1,7 +1,9 @@
-//! System instructions: CPUID, RDTSC/RDTSCP, RDMSR/WRMSR, MOV to/from CRn, LGDT/LIDT/SGDT/
+//! System instructions: CPUID, RDTSC/RDTSCP, RDMSR/WRMSR, MOV to/from CRn and DRn (the debug
+//! registers themselves are `crate::cpu::debug`), LGDT/LIDT/SGDT/
 //! SIDT, IN/OUT, HLT, CLI/STI, fences, PAUSE, INVLPG, SWAPGS, UD2, INT3, CLTS, WBINVD
 //! (SDM Vol. 2; MSRs from Vol. 4). Privileged ones raise #GP(0) outside ring 0.
 
+use crate::cpu::debug::CR4_DE;
 use crate::cpu::flags::*;
 use crate::cpu::operand::gpr_index;
 use crate::cpu::{Core, Fault, GP, Handler, RAX, RCX, RDX, Result, RunState, Stop, Sys, UD};
@@ -18,6 +20,8 @@ pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
         Mnemonic::Mov => match ins.code() {
             Code::Mov_r64_cr => mov_from_cr,
             Code::Mov_cr_r64 => mov_to_cr,
+            Code::Mov_r64_dr => mov_from_dr,
+            Code::Mov_dr_r64 => mov_to_dr,
             _ => return None,
         },
         Mnemonic::Lgdt | Mnemonic::Lidt
@@ -267,6 +271,22 @@ fn mov_to_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
     Ok(())
 }
 
+/// MOV r64, DRn (SDM Vol. 2B "MOV—Move to/from Debug Registers").
+fn mov_from_dr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = c.read_dr(ins.op1_register()).map_err(Stop::Fault)?;
+    c.gpr[gpr_index(ins.op0_register())] = v;
+    Ok(())
+}
+
+/// MOV DRn, r64. Ends its block (`ops::ends_block`): what is enabled decides how the next
+/// blocks run.
+fn mov_to_dr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
+    require_cpl0(c)?;
+    let v = c.gpr[gpr_index(ins.op1_register())];
+    c.write_dr(ins.op0_register(), v).map_err(Stop::Fault)
+}
+
 /// LGDT/LIDT m16&64.
 fn load_table(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
     require_cpl0(c)?;
@@ -321,11 +341,18 @@ fn out(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
     let v = (c.gpr[RAX] & mask(size * 8)) as u32;
     if port == abi::ports::ANNOTATE {
         annotate(c, s, v);
-        return Ok(());
+    } else if let OutEffect::Exit(code) = s.io.out(port, v, size) {
+        return Err(Stop::Exit(code));
     }
-    match s.io.out(port, v, size) {
-        OutEffect::None => Ok(()),
-        OutEffect::Exit(code) => Err(Stop::Exit(code)),
+    io_breakpoints(c, port, size);
+    Ok(())
+}
+
+/// I/O breakpoints (DR7 R/W = 10, only with CR4.DE): a trap after the instruction.
+#[inline]
+fn io_breakpoints(c: &mut Core, port: u16, size: u32) {
+    if c.dbg.armed.active && c.cr4 & CR4_DE != 0 {
+        c.dbg.io_access(port, size as u64);
     }
 }
 
@@ -362,6 +389,7 @@ fn inp(c: &mut Core, s: &mut Sys, ins: &Instruction) -> Result<()> {
         2 => c.set_reg::<16>(r, v),
         _ => c.set_reg::<32>(r, v),
     }
+    io_breakpoints(c, port, r.size() as u32);
     Ok(())
 }
 
@@ -474,5 +502,130 @@ mod tests {
         assert_eq!((core[2] >> 8) & 0xFF, 2, "level type: core");
         let end = cpuid_leaf(&c, &INFO, 0xB, 2);
         assert_eq!((end[2] >> 8) & 0xFF, 0, "no third level");
+    }
+}
+
+#[cfg(test)]
+mod debug_register_tests {
+    use super::super::alu::testing::{exec, machine, run_code};
+    use crate::cpu::debug::*;
+    use crate::cpu::{DB, Fault, GP, RAX, RBX, Stop, UD};
+
+    // mov dr0, rax; mov rbx, dr0; mov dr6, rax; mov rax, dr6; mov dr7, rax; mov rax, dr7;
+    // mov dr4, rax; mov rbx, dr5; mov dr8, rax
+    const TO_DR0: &[u8] = &[0x0f, 0x23, 0xc0];
+    const FROM_DR0: &[u8] = &[0x0f, 0x21, 0xc3];
+    const TO_DR6: &[u8] = &[0x0f, 0x23, 0xf0];
+    const FROM_DR6: &[u8] = &[0x0f, 0x21, 0xf0];
+    const TO_DR7: &[u8] = &[0x0f, 0x23, 0xf8];
+    const FROM_DR7: &[u8] = &[0x0f, 0x21, 0xf8];
+    const TO_DR4: &[u8] = &[0x0f, 0x23, 0xe0];
+    const FROM_DR5: &[u8] = &[0x0f, 0x21, 0xeb];
+    const TO_DR8: &[u8] = &[0x44, 0x0f, 0x23, 0xc0];
+
+    fn fault(r: Result<(), Stop>) -> Fault {
+        match r {
+            Err(Stop::Fault(f)) => f,
+            other => panic!("expected a fault, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reset_values_and_reserved_bits() {
+        let (mut c, mut s) = machine();
+        exec(&mut c, &mut s, FROM_DR6).unwrap();
+        assert_eq!(c.gpr[RAX], 0xFFFF_0FF0);
+        exec(&mut c, &mut s, FROM_DR7).unwrap();
+        assert_eq!(c.gpr[RAX], 0x400);
+        // All ones in the low half: DR6 keeps B0-B3, BD, BS, BT; DR7 drops bits 11, 12, 14, 15.
+        c.gpr[RAX] = 0xFFFF_FFFF;
+        exec(&mut c, &mut s, TO_DR6).unwrap();
+        exec(&mut c, &mut s, FROM_DR6).unwrap();
+        assert_eq!(c.gpr[RAX], 0xFFFF_EFFF);
+        c.gpr[RAX] = 0;
+        exec(&mut c, &mut s, TO_DR6).unwrap();
+        exec(&mut c, &mut s, FROM_DR6).unwrap();
+        assert_eq!(c.gpr[RAX], 0xFFFF_0FF0);
+        c.gpr[RAX] = 0xFFFF_FFFF & !DR7_GD;
+        exec(&mut c, &mut s, TO_DR7).unwrap();
+        exec(&mut c, &mut s, FROM_DR7).unwrap();
+        assert_eq!(c.gpr[RAX], 0xFFFF_07FF);
+        // DR0-DR3 keep all 64 bits.
+        c.gpr[RAX] = 0xFFFF_8000_1234_5678;
+        exec(&mut c, &mut s, TO_DR0).unwrap();
+        exec(&mut c, &mut s, FROM_DR0).unwrap();
+        assert_eq!(c.gpr[RBX], 0xFFFF_8000_1234_5678);
+    }
+
+    #[test]
+    fn upper_half_of_dr6_dr7_is_gp() {
+        let (mut c, mut s) = machine();
+        for bytes in [TO_DR6, TO_DR7] {
+            c.gpr[RAX] = 1 << 32;
+            let f = fault(exec(&mut c, &mut s, bytes));
+            assert_eq!((f.vector, f.error_code), (GP, Some(0)), "{bytes:x?}");
+        }
+        assert_eq!(
+            (c.dbg.dr6, c.dbg.dr7),
+            (DR6_INIT, DR7_INIT),
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn dr4_dr5_alias_dr6_dr7_unless_cr4_de() {
+        let (mut c, mut s) = machine();
+        c.gpr[RAX] = 1 << 14;
+        exec(&mut c, &mut s, TO_DR4).unwrap();
+        assert_eq!(c.dbg.dr6, DR6_INIT | DR6_BS);
+        c.dbg.dr7 = DR7_INIT | 1;
+        exec(&mut c, &mut s, FROM_DR5).unwrap();
+        assert_eq!(c.gpr[RBX], 0x401);
+        c.cr4 |= CR4_DE;
+        for bytes in [TO_DR4, FROM_DR5] {
+            let f = fault(exec(&mut c, &mut s, bytes));
+            assert_eq!((f.vector, f.unimplemented), (UD, false), "{bytes:x?}");
+        }
+        c.cr4 &= !CR4_DE;
+        // DR8-DR15 (REX.R) are invalid encodings: #UD at decode, whatever CR4.DE or the CPL.
+        c.set_segments(0x33, 0x2b);
+        let e = run_code(&mut c, &mut s, TO_DR8, 1);
+        assert!(
+            matches!(e, Some(Stop::Fault(f)) if f.vector == UD && !f.unimplemented),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cpl3_is_gp_before_anything_else() {
+        let (mut c, mut s) = machine();
+        c.set_segments(0x33, 0x2b);
+        c.dbg.dr7 |= DR7_GD;
+        c.cr4 |= CR4_DE;
+        for bytes in [TO_DR0, FROM_DR0, TO_DR6, FROM_DR7, TO_DR4] {
+            let f = fault(exec(&mut c, &mut s, bytes));
+            assert_eq!((f.vector, f.error_code), (GP, Some(0)), "{bytes:x?}");
+        }
+        assert_eq!(c.dbg.dr6, DR6_INIT, "no general detect at CPL 3");
+    }
+
+    #[test]
+    fn general_detect_faults_with_bd_and_keeps_the_registers() {
+        let (mut c, mut s) = machine();
+        c.dbg.dr6 = DR6_INIT | 0b0101;
+        c.dbg.dr7 = DR7_INIT | DR7_GD;
+        c.gpr[RAX] = 0x1234;
+        for bytes in [TO_DR0, FROM_DR6] {
+            let f = fault(exec(&mut c, &mut s, bytes));
+            assert_eq!(f.vector, DB);
+            // B0-B3 cleared, BD set.
+            assert_eq!(c.dbg.dr6, DR6_INIT | DR6_BD);
+            assert_eq!(c.dbg.dr[0], 0);
+        }
+        // #UD (DR4 with CR4.DE) comes before general detect.
+        c.cr4 |= CR4_DE;
+        c.dbg.dr6 = DR6_INIT;
+        assert_eq!(fault(exec(&mut c, &mut s, TO_DR4)).vector, UD);
+        assert_eq!(c.dbg.dr6, DR6_INIT);
     }
 }
