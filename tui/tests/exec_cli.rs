@@ -188,9 +188,14 @@ fn stats_json_has_the_documented_keys() {
         "mips",
         "nodes",
         "links",
+        "wires",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
+    // One wire per NIC, with no endpoint: `pvmlab exec` attaches one only with --udp-gen.
+    assert_eq!(v["wires"].as_array().unwrap().len(), 1);
+    assert_eq!(v["wires"][0]["nic"], 0);
+    assert_eq!(v["wires"][0]["endpoints"], serde_json::json!([]));
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
     for n in nodes {
