@@ -75,7 +75,11 @@ fn expected(cores: usize, sockets: usize) -> Vec<String> {
         "accessed/dirty bits: read page A=1 D=0, written page A=1 D=1",
         "kernel stack overflow: #DF on the IST1 stack, cr2 in the guard page, program ended",
         "RFLAGS.TF in ring 3: 3 #DB traps, each after one instruction (the first after the one \
-         following popfq), saved rip exact",
+         following popfq), saved rip exact, DR6.BS set",
+        "instruction breakpoint (DR0, DR7.L0): #DB fault before the instruction, saved rip = DR0, \
+         DR6.B0; resumed with RF set, the call returned 42",
+        "data write breakpoint (DR1, 8 bytes): a read of it and a write beside it pass, a write \
+         overlapping it traps after the store (the saved rip follows it), DR6.B1",
         "x2APIC: CPUID has x2APIC and TSC-deadline, IA32_APIC_BASE 0xfee00d00 (BSP, enabled, \
          x2APIC), id 0",
         "APIC timer, periodic (vector 0x20, divide by 16, count 2500): 10 interrupts counted in \

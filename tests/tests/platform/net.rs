@@ -89,7 +89,7 @@ fn queue_line(console: &str, q: usize) -> (u64, u64, usize, u32) {
 fn assert_served(r: &Run, what: &str, sockets: [u32; 2]) {
     let c = &r.console;
     assert_eq!(r.end, RunEnd::Exit(0), "{what}:\n{c}");
-    assert!(c.contains("kernel: all 50 checks passed"), "{what}:\n{c}");
+    assert!(c.contains("kernel: all 52 checks passed"), "{what}:\n{c}");
     let g = &r.generator;
     assert_eq!(
         (g.sent, g.answered, g.timed_out, g.invalid),
@@ -163,5 +163,5 @@ fn without_a_generator_the_nic_checks_fail_at_the_deadline() {
             && l.contains("queue 0: core 0 on socket 0 answered 0 requests")),
         "{text}"
     );
-    assert!(text.contains("kernel: 2 of 50 checks failed"), "{text}");
+    assert!(text.contains("kernel: 2 of 52 checks failed"), "{text}");
 }

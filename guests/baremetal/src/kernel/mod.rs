@@ -7,7 +7,9 @@
 //!    the kernel then checks — a page fault fixed by mapping the page, privileged
 //!    instructions, read-only, supervisor and NX pages, INT n through gates of DPL 3 and 0,
 //!    #BP, #DE, #UD, misaligned `movaps`, a non-canonical address — and ends with a kernel
-//!    stack overflow caught by #DF on an IST stack;
+//!    stack overflow caught by #DF on an IST stack; then #DB (`debug`): a ring-3 program
+//!    single-stepped with RFLAGS.TF, an instruction breakpoint resumed with RFLAGS.RF, and a
+//!    data write breakpoint;
 //! 4. the x2APIC timer in periodic mode while a ring-3 program spins, one-shot and
 //!    TSC-deadline modes (`apic`);
 //! 5. the other cores started by INIT and start-up IPIs, a token passed round them by IPI
