@@ -98,7 +98,8 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
             // x2APIC and the TSC-deadline timer (crate::apic); no SSE3+, no CX16, no
             // hypervisor bit.
             let ecx = (1 << 21) | (1 << 24);
-            let edx = (1 << 4) // TSC
+            let edx = (1 << 2) // DE: CR4.DE (crate::cpu::debug)
+                | (1 << 4) // TSC
                 | (1 << 5) // MSR
                 | (1 << 6) // PAE
                 | (1 << 8) // CX8
@@ -467,7 +468,7 @@ mod tests {
         }
         assert_eq!(&v, VENDOR);
         let r = cpuid_leaf(&c, &INFO, 1, 0);
-        for bit in [4, 5, 8, 15, 24, 25, 26] {
+        for bit in [2, 4, 5, 8, 15, 24, 25, 26] {
             assert_ne!(r[3] & (1 << bit), 0, "edx bit {bit}");
         }
         assert_eq!(r[3] & 1, 0, "no x87: it is not implemented");
