@@ -176,6 +176,8 @@ impl Persist for TimingModel {
 
 fn same_shape(a: &TimingStats, b: &TimingStats) -> bool {
     a.cores.len() == b.cores.len()
+        && a.core_dram.len() == b.core_dram.len()
+        && a.core_link.len() == b.core_link.len()
         && a.nodes.len() == b.nodes.len()
         && a.nodes.iter().zip(&b.nodes).all(|(x, y)| {
             x.node == y.node

@@ -310,18 +310,13 @@ impl Machine {
         }
         totals
             .into_iter()
-            .map(|(id, c)| stats::DomainReport {
-                domain: id,
-                name: match d.names.get(&id) {
+            .map(|(id, c)| {
+                let name = match d.names.get(&id) {
                     Some(n) => n.clone(),
                     None if id == abi::annotate::NO_DOMAIN => "(none)".into(),
                     None => String::new(),
-                },
-                cycles: c.cycles,
-                instructions: c.instructions,
-                llc_misses: c.llc_misses,
-                remote_accesses: c.remote_accesses,
-                remote_ratio: ratio(c.remote_accesses, c.llc_misses),
+                };
+                stats::DomainReport::new(id, name, &c)
             })
             .collect()
     }

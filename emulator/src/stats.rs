@@ -40,6 +40,35 @@ pub struct DomainReport {
     pub remote_accesses: u64,
     /// Remote share of the domain's LLC misses.
     pub remote_ratio: f64,
+    /// Bytes (whole lines) the domain's accesses read and wrote at each node's memory
+    /// controller (index = node), write-backs of the dirty lines they evicted included (the
+    /// timing module's "Traffic attribution" rule). Over all domains these add up to each
+    /// node's `read_bytes` less its DMA reads, and `write_bytes` less its DMA writes and DMA
+    /// write-backs. Empty in functional mode.
+    pub dram_read_bytes: Vec<u64>,
+    pub dram_write_bytes: Vec<u64>,
+    /// Of those, the bytes at nodes other than that of the core that moved them.
+    pub remote_dram_bytes: u64,
+    /// Bytes of the domain's messages on interconnect links, counted on every link crossed.
+    pub link_bytes: u64,
+}
+
+impl DomainReport {
+    pub fn new(domain: u32, name: String, c: &crate::domains::DomainCounters) -> Self {
+        DomainReport {
+            domain,
+            name,
+            cycles: c.cycles,
+            instructions: c.instructions,
+            llc_misses: c.llc_misses,
+            remote_accesses: c.remote_accesses,
+            remote_ratio: ratio(c.remote_accesses, c.llc_misses),
+            dram_read_bytes: c.dram_read_bytes.clone(),
+            dram_write_bytes: c.dram_write_bytes.clone(),
+            remote_dram_bytes: c.remote_dram_bytes,
+            link_bytes: c.link_bytes,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -55,6 +84,9 @@ pub struct NodeReport {
     pub remote_write_bytes: u64,
     /// Bytes moved by devices (DMA), both directions.
     pub dma_bytes: u64,
+    /// Dirty lines a partial-line DMA write pulled back from a socket's caches (also in
+    /// `write_bytes_from`; charged to no core or domain).
+    pub dma_writeback_bytes: u64,
     /// Core traffic by requesting socket (index = socket).
     pub read_bytes_from: Vec<u64>,
     pub write_bytes_from: Vec<u64>,
@@ -230,6 +262,7 @@ pub fn node_report(
         remote_read_bytes: remote(&n.read_bytes_from),
         remote_write_bytes: remote(&n.write_bytes_from),
         dma_bytes: n.dma_read_bytes + n.dma_write_bytes,
+        dma_writeback_bytes: n.dma_writeback_bytes,
         read_bytes_from: n.read_bytes_from.clone(),
         write_bytes_from: n.write_bytes_from.clone(),
         requests: n.requests,
@@ -298,19 +331,47 @@ impl Report {
         if !self.domains.is_empty() {
             let _ = writeln!(
                 s,
-                "domain  name                    cycles  instructions  LLC misses  remote"
+                "domain  name                    cycles  instructions  LLC misses  remote      DRAM B    remote B      link B"
             );
+            // Work before any announcement: no number of its own.
+            let id = |d: &DomainReport| {
+                if d.domain == abi::annotate::NO_DOMAIN {
+                    "-".to_string()
+                } else {
+                    d.domain.to_string()
+                }
+            };
             for d in &self.domains {
+                let dram: u64 = d.dram_read_bytes.iter().chain(&d.dram_write_bytes).sum();
                 let _ = writeln!(
                     s,
-                    "{:>6}  {:<16} {:>13} {:>13} {:>11} {:>6.1}%",
-                    d.domain,
+                    "{:>6}  {:<16} {:>13} {:>13} {:>11} {:>6.1}% {:>11} {:>11} {:>11}",
+                    id(d),
                     d.name,
                     d.cycles,
                     d.instructions,
                     d.llc_misses,
-                    d.remote_ratio * 100.0
+                    d.remote_ratio * 100.0,
+                    dram,
+                    d.remote_dram_bytes,
+                    d.link_bytes
                 );
+            }
+            if self.timing {
+                let _ = writeln!(s, "domain  node      read B     write B");
+                for d in &self.domains {
+                    for (n, node) in self.nodes.iter().enumerate() {
+                        let at = |v: &Vec<u64>| v.get(n).copied().unwrap_or(0);
+                        let _ = writeln!(
+                            s,
+                            "{:>6} {:>5} {:>11} {:>11}",
+                            id(d),
+                            node.node,
+                            at(&d.dram_read_bytes),
+                            at(&d.dram_write_bytes)
+                        );
+                    }
+                }
             }
         }
         let _ = writeln!(

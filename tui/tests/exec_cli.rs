@@ -233,6 +233,58 @@ fn stats_json_has_the_documented_keys() {
 }
 
 #[test]
+fn stats_charge_each_domain_its_bytes_per_node() {
+    let p = scratch("domains.json");
+    let o = pvmlab(&[
+        "exec",
+        "--machine",
+        "2s",
+        "--stats",
+        "--stats-json",
+        p.to_str().unwrap(),
+        &image("domains"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("DRAM B    remote B      link B")
+            && err.contains("domain  node      read B     write B")
+            && err.lines().any(|l| l.trim_start().starts_with("1  pvm ")),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let domains = v["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 3, "pvm, guest, (none): {v}");
+    let nodes = v["nodes"].as_array().unwrap();
+    for d in domains {
+        for key in ["dram_read_bytes", "dram_write_bytes"] {
+            assert_eq!(d[key].as_array().map(Vec::len), Some(2), "{key}: {d}");
+        }
+        for key in ["remote_dram_bytes", "link_bytes"] {
+            assert!(d[key].is_u64(), "{key}: {d}");
+        }
+    }
+    // No DMA here: the domains' bytes are the nodes' bytes.
+    for (n, node) in nodes.iter().enumerate() {
+        for (per_domain, total) in [
+            ("dram_read_bytes", "read_bytes"),
+            ("dram_write_bytes", "write_bytes"),
+        ] {
+            let sum: u64 = domains
+                .iter()
+                .map(|d| d[per_domain][n].as_u64().unwrap())
+                .sum();
+            assert_eq!(sum, node[total].as_u64().unwrap(), "node {n} {total}");
+        }
+    }
+    let pvm = domains.iter().find(|d| d["name"] == "pvm").unwrap();
+    assert!(
+        pvm["remote_dram_bytes"].as_u64().unwrap() > 24 << 20,
+        "{pvm}"
+    );
+}
+
+#[test]
 fn timing_off_gives_the_same_console_and_instruction_count() {
     // A single-core image: its instruction count cannot depend on how cores interleave.
     let sort = image("sort");

@@ -493,19 +493,14 @@ impl Core {
 
     /// This core's cumulative counters, as domains are charged with them.
     pub fn domain_counters(&self, sys: &Sys) -> crate::domains::DomainCounters {
-        let m = sys
-            .timing
-            .as_ref()
-            .map(|t| t.core_stats(self.index))
-            .unwrap_or_default();
-        crate::domains::DomainCounters {
-            // Busy cycles: time a halted core's clock jumped over is nobody's work.
-            cycles: self.cycles - self.halted_cycles,
-            instructions: self.instret,
-            llc_misses: m.llc_misses,
-            remote_accesses: m.remote_accesses,
-            stall_cycles: m.stall_cycles,
-        }
+        // Busy cycles: time a halted core's clock jumped over is nobody's work.
+        crate::domains::DomainCounters::of_core(
+            self.cycles - self.halted_cycles,
+            self.instret,
+            self.index,
+            self.node,
+            sys.timing.as_deref(),
+        )
     }
 
     /// Checks that `len` bytes at `va` can be written, without writing (for instructions that

@@ -52,6 +52,23 @@
 //!   memory); a DMA read takes dirty data from the cache holding it, else from memory.
 //!   DMA data is not placed in any cache (no DDIO).
 //!
+//! # Traffic attribution
+//! Every line a controller reads or writes and every message on a link is charged to exactly
+//! one *cause*: a core, or DMA. A core is charged with the whole transactions its accesses
+//! start — demand misses, read-for-ownership and upgrades, its prefetches — including every
+//! message of them (requests, snoops, acknowledgements, data) and the write-backs they force:
+//! - the dirty LLC victim its fill pushes out, whoever dirtied that line (the core that needed
+//!   the room caused the write-back);
+//! - the write-back to memory when its read finds the line dirty in another socket.
+//!
+//! A DMA transaction is charged to DMA, including the dirty copy a partial-line DMA write
+//! pulls back from a socket's caches ([`NodeStats::dma_writeback_bytes`]). So, for each node,
+//! `read_bytes = Σ cores' reads at the node + dma_read_bytes` and
+//! `write_bytes = Σ cores' writes at the node + dma_write_bytes + dma_writeback_bytes`
+//! ([`TimingStats::core_dram`]), and the bytes of all links add up to
+//! `Σ core_link + dma_link_bytes` — exactly. The counters grow on the memory-controller and
+//! link paths only, never on a cache hit.
+//!
 //! # Memory controllers and links
 //! Each node's controller has `channels` channels, lines interleaved across them, each a
 //! [`calendar::Calendar`] bandwidth server of `bandwidth_gbs / channels`; a request pays its
@@ -110,6 +127,23 @@ pub struct TimingStats {
     pub nodes: Vec<NodeStats>,
     pub links: Vec<LinkStats>,
     pub cores: Vec<CoreMemStats>,
+    /// Bytes (whole lines) each core caused at each node's memory controller, by the
+    /// "Traffic attribution" rule: `[(core * nodes + node) * 2]` read,
+    /// `[(core * nodes + node) * 2 + 1]` written (see [`TimingStats::core_dram_bytes`]).
+    pub core_dram: Vec<u64>,
+    /// Bytes of each core's transactions' messages on links (index = core), counted on every
+    /// link they cross.
+    pub core_link: Vec<u64>,
+    /// Bytes of DMA transactions' messages on links, counted the same way.
+    pub dma_link_bytes: u64,
+}
+
+impl TimingStats {
+    /// Bytes core `core` caused at node `node`'s controller, read or written.
+    pub fn core_dram_bytes(&self, core: usize, node: usize, write: bool) -> u64 {
+        let i = (core * self.nodes.len() + node) * 2 + write as usize;
+        self.core_dram.get(i).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +160,9 @@ pub struct NodeStats {
     pub write_bytes_from: Vec<u64>,
     pub dma_read_bytes: u64,
     pub dma_write_bytes: u64,
+    /// Dirty lines a partial-line DMA write pulled back from a socket's caches: counted in
+    /// `write_bytes_from` of that socket, but caused by the device, so charged to no core.
+    pub dma_writeback_bytes: u64,
     /// Requests served by the controller (reads and writes).
     pub requests: u64,
     /// Total queueing delay (cycles) over all requests.
@@ -150,6 +187,8 @@ pub struct LinkStats {
 /// found their line still in flight. `llc_misses` are the requests that left the socket;
 /// `remote_accesses` those of them whose home is another node. `invalidations_sent` counts the
 /// copies invalidated on this core's behalf (other cores of its socket, other sockets).
+/// The bytes of traffic a core causes are in [`TimingStats::core_dram`] and
+/// [`TimingStats::core_link`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CoreMemStats {
     pub l1_hits: u64,
@@ -227,9 +266,17 @@ struct TxnOut {
     shared: bool,
 }
 
+/// Whose caches or requests a controller access serves (`NodeStats::*_from`, DMA).
 #[derive(Clone, Copy)]
 enum Origin {
     Socket(usize),
+    Dma,
+}
+
+/// Who is charged with a controller access or a link message (see "Traffic attribution").
+#[derive(Clone, Copy)]
+enum Cause {
+    Core(usize),
     Dma,
 }
 
@@ -249,6 +296,13 @@ pub struct TimingModel {
     /// of the directory look-ups: a miss only probes the sockets that hold part of its page,
     /// which for private data is none.
     presence: Vec<u8>,
+    /// See [`TimingStats::core_dram`] and [`TimingStats::core_link`]. Kept apart from the
+    /// cores' other counters so that [`CoreState`], which every access indexes, stays as it
+    /// was (its size shapes the code of the hot path).
+    core_dram: Vec<u64>,
+    core_link: Vec<u64>,
+    /// See [`TimingStats::dma_link_bytes`].
+    dma_link_bytes: u64,
 }
 
 impl TimingModel {
@@ -355,6 +409,9 @@ impl TimingModel {
             hops,
             ram,
             presence: vec![0; pages as usize * n],
+            core_dram: vec![0; core_sockets.len() * n * 2],
+            core_link: vec![0; core_sockets.len()],
+            dma_link_bytes: 0,
         }
     }
 
@@ -552,7 +609,7 @@ impl TimingModel {
             self.present(s, line, true);
             if let Some(v) = self.sockets[s].llc.insert(line, llc_flags, bit) {
                 self.present(s, v.line, false);
-                self.evict_llc(s, v, out.done);
+                self.evict_llc(s, v, out.done, ci);
             }
             let core_flags = if write {
                 W | D
@@ -608,12 +665,14 @@ impl TimingModel {
         }
     }
 
-    /// Socket `s`'s LLC pushed out `v` at time `t`: back-invalidate its cores, write it back.
-    fn evict_llc(&mut self, s: usize, v: Victim, t: u64) {
+    /// Socket `s`'s LLC pushed out `v` at time `t` to make room for core `ci`'s fill:
+    /// back-invalidate its cores, write it back (charged to `ci`).
+    fn evict_llc(&mut self, s: usize, v: Victim, t: u64, ci: usize) {
         let dirty = self.drop_cores(s, v.line, v.aux, usize::MAX) || v.flags & D != 0;
         if dirty && let Some(home) = self.home_of(v.line) {
-            let t = self.send(s, home, LINE_BYTES, t, v.line);
-            self.dram(home, t, true, v.line, Origin::Socket(s));
+            let cause = Cause::Core(ci);
+            let t = self.send(s, home, LINE_BYTES, t, v.line, cause);
+            self.dram(home, t, true, v.line, Origin::Socket(s), cause);
         }
     }
 
@@ -706,12 +765,18 @@ impl TimingModel {
         core: Option<usize>,
     ) -> TxnOut {
         let dma = matches!(kind, Txn::DmaRead | Txn::DmaWrite { .. });
+        debug_assert_eq!(
+            dma,
+            core.is_none(),
+            "DMA transactions and only they have no core"
+        );
+        let cause = core.map_or(Cause::Dma, Cause::Core);
         let request_bytes = if matches!(kind, Txn::DmaWrite { .. }) {
             LINE_BYTES
         } else {
             CONTROL_BYTES
         };
-        let t_home = self.send(req, home, request_bytes, t0, line);
+        let t_home = self.send(req, home, request_bytes, t0, line, cause);
         let mut done = t_home;
         let (mut from_cache, mut dirty, mut shared) = (false, false, false);
         let n = self.sockets.len();
@@ -733,14 +798,14 @@ impl TimingModel {
                     if flags & W != 0 {
                         // Exclusive elsewhere: the home snoops the holder, which keeps a
                         // shared clean copy.
-                        let t_s = self.send(home, o, CONTROL_BYTES, t_home, line) + o_lat;
+                        let t_s = self.send(home, o, CONTROL_BYTES, t_home, line, cause) + o_lat;
                         if o_dirty {
-                            done = done.max(self.send(o, req, LINE_BYTES, t_s, line));
+                            done = done.max(self.send(o, req, LINE_BYTES, t_s, line, cause));
                             from_cache = true;
-                            let t_wb = self.send(o, home, LINE_BYTES, t_s, line);
-                            self.dram(home, t_wb, true, line, Origin::Socket(o));
+                            let t_wb = self.send(o, home, LINE_BYTES, t_s, line, cause);
+                            self.dram(home, t_wb, true, line, Origin::Socket(o), cause);
                         } else {
-                            done = done.max(self.send(o, req, CONTROL_BYTES, t_s, line));
+                            done = done.max(self.send(o, req, CONTROL_BYTES, t_s, line, cause));
                         }
                         self.downgrade_cores(o, line, cv);
                         if let Some(li) = self.sockets[o].llc.find(line) {
@@ -749,13 +814,13 @@ impl TimingModel {
                     }
                 }
                 Txn::Rfo | Txn::Upgrade => {
-                    let t_s = self.send(home, o, CONTROL_BYTES, t_home, line) + o_lat;
+                    let t_s = self.send(home, o, CONTROL_BYTES, t_home, line, cause) + o_lat;
                     if o_dirty && kind == Txn::Rfo {
-                        done = done.max(self.send(o, req, LINE_BYTES, t_s, line));
+                        done = done.max(self.send(o, req, LINE_BYTES, t_s, line, cause));
                         from_cache = true;
                         dirty = true;
                     } else {
-                        done = done.max(self.send(o, req, CONTROL_BYTES, t_s, line));
+                        done = done.max(self.send(o, req, CONTROL_BYTES, t_s, line, cause));
                     }
                     self.invalidate_socket(o, line);
                     if let Some(c) = core {
@@ -764,18 +829,19 @@ impl TimingModel {
                 }
                 Txn::DmaRead => {
                     if o_dirty {
-                        let t_s = self.send(home, o, CONTROL_BYTES, t_home, line) + o_lat;
-                        done = done.max(self.send(o, req, LINE_BYTES, t_s, line));
+                        let t_s = self.send(home, o, CONTROL_BYTES, t_home, line, cause) + o_lat;
+                        done = done.max(self.send(o, req, LINE_BYTES, t_s, line, cause));
                         from_cache = true;
                     }
                 }
                 Txn::DmaWrite { full } => {
-                    let t_s = self.send(home, o, CONTROL_BYTES, t_home, line) + o_lat;
+                    let t_s = self.send(home, o, CONTROL_BYTES, t_home, line, cause) + o_lat;
                     if o_dirty && !full {
-                        let t_wb = self.send(o, home, LINE_BYTES, t_s, line);
-                        done = done.max(self.dram(home, t_wb, true, line, Origin::Socket(o)));
+                        let t_wb = self.send(o, home, LINE_BYTES, t_s, line, cause);
+                        done =
+                            done.max(self.dram(home, t_wb, true, line, Origin::Socket(o), cause));
                     } else {
-                        done = done.max(self.send(o, home, CONTROL_BYTES, t_s, line));
+                        done = done.max(self.send(o, home, CONTROL_BYTES, t_s, line, cause));
                     }
                     self.invalidate_socket(o, line);
                 }
@@ -788,14 +854,14 @@ impl TimingModel {
         };
         match kind {
             Txn::Read | Txn::Rfo | Txn::DmaRead if !from_cache => {
-                let t_mem = self.dram(home, t_home, false, line, origin);
-                done = done.max(self.send(home, req, LINE_BYTES, t_mem, line));
+                let t_mem = self.dram(home, t_home, false, line, origin, cause);
+                done = done.max(self.send(home, req, LINE_BYTES, t_mem, line, cause));
             }
             Txn::Upgrade => {
-                done = done.max(self.send(home, req, CONTROL_BYTES, t_home, line));
+                done = done.max(self.send(home, req, CONTROL_BYTES, t_home, line, cause));
             }
             Txn::DmaWrite { .. } => {
-                done = done.max(self.dram(home, t_home, true, line, origin));
+                done = done.max(self.dram(home, t_home, true, line, origin, cause));
             }
             _ => {}
         }
@@ -828,12 +894,17 @@ impl TimingModel {
     }
 
     /// Sends a message of `bytes` from socket `from` to socket `to`, leaving at `t`, over
-    /// every link of the route; returns its arrival time.
-    fn send(&mut self, from: usize, to: usize, bytes: u64, t: u64, line: u64) -> u64 {
+    /// every link of the route, charged to `cause`; returns its arrival time.
+    fn send(&mut self, from: usize, to: usize, bytes: u64, t: u64, line: u64, cause: Cause) -> u64 {
         if from == to {
             return t;
         }
         let n = self.sockets.len();
+        let charged = bytes * self.routes[from * n + to].len() as u64;
+        match cause {
+            Cause::Core(c) => self.core_link[c] += charged,
+            Cause::Dma => self.dma_link_bytes += charged,
+        }
         let mut t = t;
         let mut at = from;
         for &next in &self.routes[from * n + to] {
@@ -853,8 +924,18 @@ impl TimingModel {
     }
 
     /// A line read or written at node `node`'s controller, arriving at `t`; returns when the
-    /// controller is done with it (data out, or written).
-    fn dram(&mut self, node: usize, t: u64, write: bool, line: u64, origin: Origin) -> u64 {
+    /// controller is done with it (data out, or written). `origin` says whose request or
+    /// caches it serves, `cause` who is charged with it.
+    fn dram(
+        &mut self,
+        node: usize,
+        t: u64,
+        write: bool,
+        line: u64,
+        origin: Origin,
+        cause: Cause,
+    ) -> u64 {
+        let nodes = self.nodes.len();
         let nd = &mut self.nodes[node];
         let ch = (line % nd.channels.len() as u64) as usize;
         let q = nd.channels[ch].serve(t, nd.line_work);
@@ -876,6 +957,17 @@ impl TimingModel {
             (Origin::Socket(s), true) => st.write_bytes_from[s] += LINE_BYTES,
             (Origin::Dma, false) => st.dma_read_bytes += LINE_BYTES,
             (Origin::Dma, true) => st.dma_write_bytes += LINE_BYTES,
+        }
+        match (cause, origin) {
+            (Cause::Core(c), _) => {
+                let i = (c * nodes + node) * 2 + write as usize;
+                self.core_dram[i] += LINE_BYTES;
+            }
+            (Cause::Dma, Origin::Socket(_)) => {
+                debug_assert!(write, "DMA pulls only dirty lines back from sockets");
+                st.dma_writeback_bytes += LINE_BYTES;
+            }
+            (Cause::Dma, Origin::Dma) => {}
         }
         done
     }
@@ -962,12 +1054,28 @@ impl TimingModel {
                 })
                 .collect(),
             cores: self.cores.iter().map(|c| c.stats.clone()).collect(),
+            core_dram: self.core_dram.clone(),
+            core_link: self.core_link.clone(),
+            dma_link_bytes: self.dma_link_bytes,
         }
     }
 
     /// Core `core`'s counters so far (cheap: for per-domain attribution at every switch).
     pub fn core_stats(&self, core: u32) -> CoreMemStats {
         self.cores[core as usize].stats.clone()
+    }
+
+    /// Core `core`'s bytes at each node's controller so far: `[node * 2]` read,
+    /// `[node * 2 + 1]` written (its part of [`TimingStats::core_dram`]).
+    pub fn core_dram(&self, core: u32) -> &[u64] {
+        let per_core = self.nodes.len() * 2;
+        let at = core as usize * per_core;
+        self.core_dram.get(at..at + per_core).unwrap_or(&[])
+    }
+
+    /// Core `core`'s bytes on links so far ([`TimingStats::core_link`]).
+    pub fn core_link(&self, core: u32) -> u64 {
+        self.core_link.get(core as usize).copied().unwrap_or(0)
     }
 
     /// Mean occupancy of node `node`'s controller (requests waiting or in service) over the

@@ -17,7 +17,12 @@ impl M {
     /// The 2s preset with tiny caches (L1 1 KiB 2-way, L2 4 KiB 4-way, LLC 16 KiB 4-way), so
     /// that evictions are easy to provoke.
     fn small() -> Self {
-        let mut d = MachineDesc::load("2s").unwrap();
+        Self::tiny("2s")
+    }
+
+    /// Preset `name` with the caches of [`M::small`].
+    fn tiny(name: &str) -> Self {
+        let mut d = MachineDesc::load(name).unwrap();
         for s in &mut d.sockets {
             s.l1d = CacheDesc {
                 size_kib: 1,
@@ -121,6 +126,7 @@ fn accesses_outside_ram_are_free_and_uncounted() {
     assert_eq!(m.t.access(0, 0, 0x1000, false), 0);
     assert_eq!(m.t.access(0, 0, u64::MAX - 63, true), 0);
     assert_eq!(m.t.stats().cores[0], CoreMemStats::default());
+    assert!(m.t.stats().core_dram.iter().all(|&b| b == 0));
     assert_eq!(m.t.dma(0, 0, 0x1000, 4096, true), 0);
 }
 
@@ -509,6 +515,170 @@ fn coherence_invariants_hold_under_sharing() {
         for step in 0..10 {
             mixed(&mut m, step * 3000, (step + 1) * 3000);
             check_invariants(&m.t);
+            check_attribution(&m.t.stats());
         }
     }
+}
+
+/// The traffic-attribution rule (module documentation): at every node, the bytes the cores
+/// caused plus the bytes DMA caused are the controller's bytes, exactly; likewise on the links.
+fn check_attribution(st: &TimingStats) {
+    assert_eq!(st.core_dram.len(), st.cores.len() * st.nodes.len() * 2);
+    for (n, node) in st.nodes.iter().enumerate() {
+        let sum = |w| -> u64 {
+            (0..st.cores.len())
+                .map(|c| st.core_dram_bytes(c, n, w))
+                .sum()
+        };
+        let (reads, writes) = (sum(false), sum(true));
+        assert_eq!(
+            reads + node.dma_read_bytes,
+            node.read_bytes,
+            "node {n}: reads"
+        );
+        assert_eq!(
+            writes + node.dma_write_bytes + node.dma_writeback_bytes,
+            node.write_bytes,
+            "node {n}: writes"
+        );
+    }
+    let links: u64 = st.links.iter().map(|l| l.bytes).sum();
+    let cores: u64 = st.core_link.iter().sum();
+    assert_eq!(cores + st.dma_link_bytes, links, "link bytes");
+}
+
+/// Loads and stores without DMA on `cores`, spread over every node's RAM (2048 lines each),
+/// one step every 7 cycles.
+fn cores_only(m: &mut M, cores: &[u32], steps: u64) {
+    let nodes = m.desc.sockets.len() as u64;
+    let mut x = 0x5eed_1234_u64;
+    for k in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let core = cores[(x % cores.len() as u64) as usize];
+        let pa = m.pa(((x >> 8) % nodes) as u32, (x >> 16) % 2048) + (x >> 40) % 64;
+        m.t.access(core, k * 7, pa, (x >> 50).is_multiple_of(3));
+    }
+}
+
+#[test]
+fn core_traffic_adds_up_to_each_node_without_dma() {
+    // Tiny caches: most fills evict, a third of the accesses are stores, so dirty lines are
+    // written back by other cores' fills, snooped across sockets, invalidated.
+    for (preset, cores) in [
+        ("2s", &[0u32, 1, 4, 5][..]),
+        ("8s", &[0, 1, 12, 20, 29][..]),
+    ] {
+        let mut m = M::tiny(preset);
+        cores_only(&mut m, cores, 30_000);
+        let st = m.t.stats();
+        check_attribution(&st);
+        check_invariants(&m.t);
+        assert_eq!(st.dma_link_bytes, 0);
+        for (n, node) in st.nodes.iter().enumerate() {
+            assert_eq!(
+                (
+                    node.dma_read_bytes,
+                    node.dma_write_bytes,
+                    node.dma_writeback_bytes
+                ),
+                (0, 0, 0)
+            );
+            assert!(
+                node.read_bytes > 0 && node.write_bytes > 0,
+                "{preset} node {n}: {node:?}"
+            );
+        }
+        for &c in cores {
+            assert!(
+                (0..st.nodes.len()).all(|n| st.core_dram_bytes(c as usize, n, false) > 0)
+                    && st.core_link[c as usize] > 0,
+                "{preset} core {c}: {:?}",
+                m.t.core_dram(c)
+            );
+        }
+        // Cores that did nothing were charged nothing.
+        for c in (0..st.cores.len() as u32).filter(|c| !cores.contains(c)) {
+            assert!(m.t.core_dram(c).iter().all(|&b| b == 0), "core {c}");
+            assert_eq!(st.core_link[c as usize], 0, "core {c}");
+        }
+    }
+}
+
+#[test]
+fn with_dma_node_traffic_is_core_traffic_plus_dma_traffic() {
+    let mut m = M::small();
+    // DMA writes from socket 1 among the cores' accesses, then DMA reads from socket 0 of
+    // lines some of which are cached dirty.
+    mixed(&mut m, 0, 20_000);
+    for k in 0..400 {
+        let pa = m.pa((k % 2) as u32, k * 5) + k % 64;
+        m.t.dma(0, 200_000 + k * 10, pa, 200, false);
+    }
+    let st = m.t.stats();
+    check_attribution(&st);
+    // The workload exercised every DMA term: reads, writes, dirty lines pulled back by
+    // partial writes, messages on the link.
+    let sum = |f: fn(&NodeStats) -> u64| st.nodes.iter().map(f).sum::<u64>();
+    assert!(sum(|n| n.dma_read_bytes) > 0);
+    assert!(sum(|n| n.dma_write_bytes) > 0);
+    assert!(sum(|n| n.dma_writeback_bytes) > 0, "{:?}", st.nodes);
+    assert!(st.dma_link_bytes > 0);
+}
+
+#[test]
+fn write_backs_are_charged_to_the_core_whose_access_caused_them() {
+    let mut m = M::small();
+    // Core 0 dirties 64 lines of node 0, one per LLC set (nothing is evicted yet), 65 lines
+    // apart (too far apart for the prefetcher to follow). Per core: [node 0 read, node 0
+    // written, node 1 read, node 1 written].
+    for i in 0..64 {
+        m.t.access(0, i * 100, m.pa(0, i * 65), true);
+    }
+    assert_eq!(m.t.core_dram(0), [64 * 64, 0, 0, 0], "RFO reads");
+    // Core 1 (same socket) reads 1024 other lines of node 0 (16 per set of a 4-way LLC):
+    // its fills push all of core 0's dirty lines out, so it is charged with writing them back.
+    for i in 0..1024 {
+        m.t.access(1, 10_000 + i * 100, m.pa(0, 8192 + i * 65), false);
+    }
+    assert_eq!(m.t.core_dram(0), [64 * 64, 0, 0, 0]);
+    assert_eq!(m.t.core_dram(1), [1024 * 64, 64 * 64, 0, 0]);
+    let st = m.t.stats();
+    assert_eq!(st.nodes[0].write_bytes, 64 * 64);
+    // The write-back happened at socket 0's controller on socket 0's behalf.
+    assert_eq!(st.nodes[0].write_bytes_from, vec![64 * 64, 0]);
+    check_attribution(&st);
+
+    // A read from another socket of a line held dirty: the reader is charged with the owner's
+    // write-back to the home and with the request and the data on the link (the home is the
+    // owner, so no snoop crosses it).
+    let mut m = M::preset("2s");
+    let x = m.pa(0, 5);
+    m.t.access(0, 0, x, true);
+    let before = m.t.stats();
+    m.t.access(4, 10_000, x, false);
+    let st = m.t.stats();
+    assert_eq!(
+        m.t.core_dram(4),
+        [0, 64, 0, 0],
+        "cache to cache, and a write-back"
+    );
+    assert_eq!(st.core_link[4], CONTROL_BYTES + LINE_BYTES);
+    assert_eq!(st.cores[0], before.cores[0], "the owner is charged nothing");
+    assert_eq!(st.core_link[0], 0);
+    assert_eq!(m.t.core_dram(0), [64, 0, 0, 0]);
+    check_attribution(&st);
+
+    // A partial DMA write of a dirty line pulls it back: the device's doing, no core's.
+    m.t.access(5, 30_000, m.pa(1, 9), true);
+    let before = m.t.stats();
+    m.t.dma(0, 40_000, m.pa(1, 9) + 8, 8, true);
+    let st = m.t.stats();
+    assert_eq!(st.nodes[1].dma_writeback_bytes, 64);
+    assert_eq!(
+        (&st.cores, &st.core_dram, &st.core_link),
+        (&before.cores, &before.core_dram, &before.core_link)
+    );
+    check_attribution(&st);
 }
