@@ -509,7 +509,7 @@ impl Machine {
         }
         let cache = CodeCache::restore(&sys.ram, state.cache)?;
         let sys = Sys::restore(SysContext { sys, desc: &desc }, state.sys)?;
-        Ok(Machine {
+        let m = Machine {
             desc,
             cores,
             sys,
@@ -518,7 +518,19 @@ impl Machine {
             instructions: state.instructions,
             samples: StatsRing::restore((), state.samples)?,
             end: state.end,
-        })
+        };
+        // Baselines that later counters are subtracted from: a forged one ahead of them would
+        // underflow (a panic in debug builds, nonsense in release).
+        m.sys
+            .domains
+            .check_restored(|i| m.cores[i].domain_counters(&m.sys))
+            .map_err(CheckpointError::inconsistent)?;
+        let instr: Vec<u64> = m.cores.iter().map(|c| c.instret).collect();
+        let t = m.sys.timing.as_ref().map(|t| t.stats()).unwrap_or_default();
+        m.samples
+            .check_restored(m.instructions, &instr, &t)
+            .map_err(CheckpointError::inconsistent)?;
+        Ok(m)
     }
 }
 

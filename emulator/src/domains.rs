@@ -95,6 +95,22 @@ impl DomainCounters {
         self.link_bytes += o.link_bytes;
     }
 
+    /// Whether every counter of `self` is at most the same counter of `now` (counters only
+    /// grow: a saved baseline ahead of the counters it is subtracted from is forged).
+    pub fn not_ahead_of(&self, now: &Self) -> bool {
+        let nodes =
+            |a: &[u64], b: &[u64]| a.len() <= b.len() && a.iter().zip(b).all(|(x, y)| x <= y);
+        self.cycles <= now.cycles
+            && self.instructions <= now.instructions
+            && self.llc_misses <= now.llc_misses
+            && self.remote_accesses <= now.remote_accesses
+            && self.stall_cycles <= now.stall_cycles
+            && nodes(&self.dram_read_bytes, &now.dram_read_bytes)
+            && nodes(&self.dram_write_bytes, &now.dram_write_bytes)
+            && self.remote_dram_bytes <= now.remote_dram_bytes
+            && self.link_bytes <= now.link_bytes
+    }
+
     fn minus(&self, o: &Self) -> Self {
         DomainCounters {
             cycles: self.cycles - o.cycles,
@@ -170,6 +186,17 @@ impl Domains {
             vcpu,
             since: now,
         };
+    }
+
+    /// Checks a restored state against the cores' counters `now(core)`: no core's baseline
+    /// may be ahead of its counters (the subtraction at the next switch would underflow).
+    pub fn check_restored(&self, now: impl Fn(usize) -> DomainCounters) -> Result<(), String> {
+        match (0..self.running.len()).find(|&i| !self.running[i].since.not_ahead_of(&now(i))) {
+            Some(i) => Err(format!(
+                "core {i}'s domain baseline is ahead of its counters"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Totals per domain, with each core's work since its last announcement charged to its

@@ -158,6 +158,38 @@ pub struct StatsRing {
 }
 
 impl StatsRing {
+    /// Checks a restored ring against the machine's counters: the baseline of the next sample
+    /// (`last`) may not be ahead of them, nor shaped differently (every sample subtracts it).
+    pub fn check_restored(
+        &self,
+        instructions: u64,
+        core_instr: &[u64],
+        t: &TimingStats,
+    ) -> Result<(), String> {
+        let Some((i, c, pt)) = &self.last else {
+            return Ok(());
+        };
+        let vec_le =
+            |a: &[u64], b: &[u64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x <= y);
+        let nodes_ok = pt.nodes.len() == t.nodes.len()
+            && pt.nodes.iter().zip(&t.nodes).all(|(p, n)| {
+                vec_le(&p.read_bytes_from, &n.read_bytes_from)
+                    && vec_le(&p.write_bytes_from, &n.write_bytes_from)
+                    && p.dma_read_bytes + p.dma_write_bytes <= n.dma_read_bytes + n.dma_write_bytes
+            });
+        let links_ok = pt.links.len() == t.links.len()
+            && pt
+                .links
+                .iter()
+                .zip(&t.links)
+                .all(|(p, l)| p.bytes <= l.bytes);
+        if *i <= instructions && vec_le(c, core_instr) && nodes_ok && links_ok {
+            Ok(())
+        } else {
+            Err("the statistics ring's last sample is ahead of the machine's counters".into())
+        }
+    }
+
     /// Records the epoch ending at `end_ns` from cumulative counters.
     #[allow(clippy::too_many_arguments)]
     pub fn push(

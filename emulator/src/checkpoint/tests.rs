@@ -620,3 +620,30 @@ fn forged_caches_are_refused() {
         );
     }
 }
+
+/// Baselines that later counters are subtracted from — a core's counters when it last
+/// announced a domain, the statistics ring's last sample — may not be ahead of the counters
+/// they are subtracted from: a forged checkpoint holding one is refused, not run into an
+/// underflow.
+#[test]
+fn counter_baselines_ahead_of_the_counters_are_refused() {
+    let mut m = machine("2s", true, 2000);
+    assert_eq!(m.run_for(50_000, None), None);
+    assert!(Machine::restore(&m.checkpoint()).is_ok());
+
+    let mut ahead = m.cores[0].domain_counters(&m.sys);
+    ahead.instructions += 1;
+    let mut d = m.checkpoint();
+    let mut forged = Machine::restore(&d).unwrap();
+    forged.sys.domains.switch(0, 1, 0, ahead);
+    d = forged.checkpoint();
+    let e = error(&d);
+    assert!(e.contains("domain baseline is ahead"), "{e}");
+
+    while m.run_for(u64::MAX, None).is_none() {}
+    assert!(m.samples.next_epoch > 0, "the run sampled an epoch");
+    let mut forged = Machine::restore(&m.checkpoint()).unwrap();
+    forged.instructions = 0;
+    let e = error(&forged.checkpoint());
+    assert!(e.contains("statistics ring"), "{e}");
+}
