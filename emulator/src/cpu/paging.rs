@@ -5,9 +5,63 @@
 //! memory accesses when the timing model runs. Simplifications: no PCID, no global-page
 //! distinction in the soft TLB (every CR3 write flushes all), no SMEP/SMAP/PKE, no
 //! protection keys; a table entry pointing outside RAM raises #MC.
+//!
+//! Linear addresses are 48-bit canonical (§3.3.7.1): `translate` raises #GP(0) for a
+//! non-canonical one; accesses through SS turn that into #SS(0) with [`stack_fault`].
 
-use super::{Core, Fault, GP, PAGE_FAULT, Sys};
+use super::{Core, Fault, GP, PAGE_FAULT, Stop, Sys};
 use crate::cpu::flags::{CR0_WP, EFER_NXE};
+use iced_x86::{Instruction, Register};
+
+/// #SS, the stack-fault exception (SDM Vol. 3A §6.15, interrupt 12).
+pub const STACK_FAULT: u8 = 12;
+
+/// Whether `va` is canonical: bits 63:47 all equal (48-bit linear addresses).
+#[inline(always)]
+pub const fn canonical(va: u64) -> bool {
+    (((va as i64) << 16) >> 16) as u64 == va
+}
+
+/// `stop`, raised by an access of `len` bytes at `va` through SS, as the SDM reports it: a
+/// stack address that is not canonical (any of its bytes) raises #SS(0), not #GP(0) (SDM
+/// Vol. 3A §6.15, interrupt 12, "64-bit mode"; the "64-Bit Mode Exceptions" of PUSH, POP,
+/// CALL, RET, ENTER, LEAVE, IRET). Any other stop passes through. Called only on the error
+/// path of stack accesses, so it costs nothing when they succeed.
+#[cold]
+#[inline(never)]
+pub fn stack_fault(stop: Stop, va: u64, len: u64) -> Stop {
+    let gp0 = Stop::Fault(Fault::with_code(GP, 0));
+    let last = va.wrapping_add(len.max(1) - 1);
+    if stop == gp0 && (!canonical(va) || !canonical(last)) {
+        Stop::Fault(Fault::with_code(STACK_FAULT, 0))
+    } else {
+        stop
+    }
+}
+
+/// [`stack_fault`] for an access of `len` bytes at `va` made for `ins`'s memory operand,
+/// if that operand's segment is SS: RSP or RBP as base, or an SS prefix (iced's
+/// `memory_segment`). Through any other segment a non-canonical address stays #GP(0).
+#[cold]
+#[inline(never)]
+pub fn operand_fault(ins: &Instruction, stop: Stop, va: u64, len: u64) -> Stop {
+    if ins.memory_segment() == Register::SS {
+        stack_fault(stop, va, len)
+    } else {
+        stop
+    }
+}
+
+impl Core {
+    /// [`operand_fault`] for `stop`, raised by `ins`'s memory operand with the registers as
+    /// they were when the instruction started (its address, size from iced).
+    #[cold]
+    #[inline(never)]
+    pub fn memory_operand_fault(&self, ins: &Instruction, stop: Stop) -> Stop {
+        let len = ins.memory_size().size().max(1) as u64;
+        operand_fault(ins, stop, self.ea(ins), len)
+    }
+}
 
 const P: u64 = 1;
 const RW: u64 = 1 << 1;
@@ -44,9 +98,9 @@ const MC: u8 = 18;
 impl Core {
     /// Translates `va` for `acc`, walking the tables at CR3.
     pub(crate) fn translate(&mut self, sys: &mut Sys, va: u64, acc: Access) -> Result<u64, Fault> {
-        // Non-canonical addresses raise #GP (SDM Vol. 3A §3.3.7.1; #SS for stack accesses is
-        // not distinguished).
-        if (((va as i64) << 16) >> 16) as u64 != va {
+        // Non-canonical addresses raise #GP(0) (SDM Vol. 3A §3.3.7.1); the callers of stack
+        // accesses turn it into #SS(0) (`stack_fault`).
+        if !canonical(va) {
             return Err(Fault::with_code(GP, 0));
         }
         let pf = |bits: u32| {
