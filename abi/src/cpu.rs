@@ -29,9 +29,9 @@
 //! |---|---|
 //! | resets into real mode at `0xFFFF_FFF0`; firmware enters long mode | every core starts in 64-bit mode at the ELF entry (state below); there is no firmware and no real mode |
 //! | clearing CR0.PG or CR0.PE, EFER.LME or CR4.PAE leaves long mode | each of these writes raises #GP(0) (`mov cr0`, `mov cr4`, `wrmsr`) |
-//! | a code segment with L = 0 runs in compatibility mode | not modelled: far `jmp`/`call`/`ret` are not implemented (#UD, status 127), `sysret` without REX.W (to 32-bit code) is not implemented, CSTAR is stored but never used. `iretq` and IDT gates do **not** check the L bit of the code segment they load: code behind a 32-bit CS runs as 64-bit code (see *Known deviations*) |
+//! | a code segment with L = 0 runs in compatibility mode | not modelled: far `jmp`/`call`/`ret` are not implemented (#UD, status 127), `sysret` without REX.W (to 32-bit code) is not implemented, CSTAR is stored but never used. `iretq` to a code segment with L = 0 raises the same "not implemented" #UD, at the `iretq` (status 127 without an IDT; with one, the image's #UD handler sees a #UD) instead of running 32-bit code as 64-bit code. IDT gates do **not** check the L bit of the handler's code segment (see *Known deviations*) |
 //! | SMM (SMI, `rsm`) | none: an SMI IPI is ignored, `rsm` is not implemented |
-//! | hardware task switching | none: no task gates (an IDT task gate raises #GP), no call gates, no `jmp`/`call` to a TSS, `iretq` ignores RFLAGS.NT. The TSS only supplies RSP0–2 and IST1–7 |
+//! | hardware task switching | none: no task gates (an IDT task gate raises #GP), no call gates, no `jmp`/`call` to a TSS; `iretq` with RFLAGS.NT = 1 raises #GP(0), as in IA-32e mode. The TSS only supplies RSP0–2 and IST1–7 |
 //! | VMX, SVM | none: CPUID reports neither; `vmxon`, `vmcall`, `vmrun`… are not implemented (#UD); CR4.VMXE is stored without effect |
 //! | INIT puts a core in real mode; a SIPI starts it at `V << 12` in real mode | INIT resets the core to the boot state below; a SIPI starts it in 64-bit mode at `SIPI_BASE + (V << 12)` ([`crate::apic`], "Start-up") |
 //!
@@ -133,12 +133,26 @@
 //! # Segmentation, descriptor tables and the TSS
 //! - Flat 64-bit segmentation: every segment base is 0 except FS and GS, whose bases come from
 //!   [`IA32_FS_BASE`]/[`IA32_GS_BASE`]; limits are never checked. The CPL is the RPL of CS.
-//! - Descriptors are read only by interrupt delivery (the handler's code segment: present and
-//!   DPL), `ltr`, and `mov` to SS/DS/ES/FS/GS, which checks that the selector lies inside the
-//!   GDT limit (TI = 1 or beyond the limit: #GP(selector)) but not the descriptor's type,
-//!   presence or DPL. `mov ss` also needs RPL = CPL, and a null SS only below CPL 3. `mov`
-//!   to CS raises #UD. `mov` to FS or GS sets that base to 0 (silicon loads the descriptor's
-//!   base). There is no LDT (`lldt`, `sldt` are not implemented).
+//! - Descriptors are read by interrupt delivery (the handler's code segment: present and
+//!   DPL), `ltr`, `iretq` (below), and the loads of DS, ES, FS, GS and SS (SDM Vol. 2B MOV and
+//!   POP, "64-Bit Mode Exceptions"; Vol. 3A §3.4.4, §5.5–5.8; `emulator/src/cpu/ops/
+//!   privileged.rs`). There is no LDT (`lldt`, `sldt` are not implemented): a selector with
+//!   TI = 1, like one whose index lies beyond the GDT limit, raises #GP(selector). Error
+//!   codes of the selector form are the selector with its RPL bits cleared.
+//! - `mov` to DS/ES/FS/GS and `pop fs`/`pop gs`: a null selector (0–3) loads without a
+//!   descriptor. Any other must name a data or readable code segment (#GP(selector)), with
+//!   DPL ≥ max(RPL, CPL) unless it is conforming code (#GP(selector)), present
+//!   (#NP(selector)). FS and GS then take the descriptor's 32-bit base, zero-extended,
+//!   replacing what [`IA32_FS_BASE`]/[`IA32_GS_BASE`] held; a null selector sets the base to
+//!   0, as Intel processors do (AMD parts before Zen 2 keep it). Nothing changes when a
+//!   check faults.
+//! - `mov ss`: a null selector only below CPL 3 and with RPL = CPL (#GP(0)); any other needs
+//!   RPL = CPL and a writable data segment with DPL = CPL (#GP(selector)), present
+//!   (#SS(selector)). `pop ss` is invalid in 64-bit mode (#UD); `mov` to CS raises #UD.
+//! - `push fs`/`push gs` push the selector zero-extended to 8 bytes (2 with a 0x66 prefix);
+//!   `pop fs`/`pop gs` pop 8 (or 2) bytes and load the low 16 as `mov` does, leaving RSP
+//!   unchanged if the load faults. `push` CS/DS/ES/SS and `pop` DS/ES/SS are invalid in
+//!   64-bit mode (#UD).
 //! - `lgdt`, `lidt` (CPL 0; a non-canonical base raises #GP(0)), `sgdt`, `sidt`, `str` (any
 //!   CPL: no UMIP).
 //! - `ltr` checks, in order: CPL 0 (#GP(0)), a non-null selector (#GP(0)), inside the GDT
@@ -147,7 +161,8 @@
 //!   base from the 16-byte descriptor. The TSS limit is not checked. The TSS is read only for
 //!   RSP0–2 and IST1–7 on interrupt delivery: no I/O permission bitmap, no task switch.
 //!
-//! Tests: the `kernel` image's "GDT loaded, segments reloaded" and "TSS loaded … (busy)".
+//! Tests: the `kernel` image's "GDT loaded, segments reloaded" and "TSS loaded … (busy)";
+//! `emulator/tests/segments.rs` (every check above, the FS/GS bases, `push`/`pop` FS/GS).
 //!
 //! # Paging
 //! Always on: 4-level paging from CR3, as SDM Vol. 3A §4.5 (`emulator/src/cpu/paging.rs`).
@@ -173,9 +188,15 @@
 //!   bits. CR2 receives the faulting linear address. Implicit accesses (descriptor tables,
 //!   the TSS, page walks) are supervisor accesses; the frame pushed on interrupt delivery is
 //!   written at the handler's privilege.
-//! - Linear addresses are 48-bit canonical: a non-canonical access raises #GP(0) (silicon:
-//!   #SS(0) for stack accesses). A jump to a non-canonical address faults when the target is
-//!   fetched, with RIP = the target (silicon: #GP on the jump, RIP = the jump).
+//! - Linear addresses are 48-bit canonical: a non-canonical access raises #GP(0), or #SS(0)
+//!   when it goes through SS — the implicit stack accesses of `push`, `pop`, `call`, `ret`,
+//!   `enter`, `leave`, `pushf`/`popf` and `iretq`, and the memory operands of those and of
+//!   `jmp`/`call [m]` and `mov` to or from a segment register when based on RSP or RBP or
+//!   prefixed with SS (but see *Known deviations*). An access is non-canonical if any of its
+//!   bytes is.
+//! - A `jmp`, `jcc`, `call`, `ret`, `loop`, `jrcxz` or `iretq` to a non-canonical address
+//!   raises #GP(0) at the branch, which does not complete (RIP, RSP and RCX as before it), as
+//!   on silicon. Tests: `emulator/tests/segments.rs`.
 //! - A page-table entry, or a leaf, pointing at a physical address with neither RAM nor a
 //!   device behind it raises #MC (see *Exceptions*); so do walks and instruction fetches in
 //!   the MMIO area.
@@ -223,9 +244,9 @@
 //! | 7 #NM | SSE with CR0.TS = 1; `fxsave`/`fxrstor` with CR0.TS or CR0.EM | — |
 //! | 8 #DF | see below | 0 |
 //! | 10 #TS | an interrupt needs a stack from the TSS (IST or a privilege change) and none is loaded | 0 |
-//! | 11 #NP | gate not present; handler code segment not present; `ltr` of a non-present TSS | IDT or selector form |
-//! | 12 #SS | never: stack faults are #GP(0) (non-canonical) or #PF | |
-//! | 13 #GP | privileged instruction above CPL 0; IOPL rules (below); reserved bits in CR/MSR writes; unknown MSR; non-canonical address; misaligned 16-byte SSE operand; a bad gate, selector or `iretq` frame; MMIO access of a size other than 1/2/4/8 or across registers | 0, selector, or IDT form |
+//! | 11 #NP | gate not present; handler code segment not present; `ltr` of a non-present TSS; `mov`/`pop` to DS/ES/FS/GS of a non-present segment; `iretq` to a non-present CS or SS | IDT or selector form |
+//! | 12 #SS | a non-canonical stack access (see *Paging*); `mov ss` of a non-present segment | 0, or selector |
+//! | 13 #GP | privileged instruction above CPL 0; IOPL rules (below); reserved bits in CR/MSR writes; unknown MSR; non-canonical address; a branch to a non-canonical address; misaligned 16-byte SSE operand; a bad gate, selector or `iretq` frame; `iretq` with NT = 1; MMIO access of a size other than 1/2/4/8 or across registers | 0, selector, or IDT form |
 //! | 14 #PF | paging (above) | P, W, U, RSVD, I |
 //! | 16 #MF, 17 #AC | never (no x87; CR0.AM/RFLAGS.AC have no effect) | |
 //! | 18 #MC | a physical access (data, fetch or walk) with no RAM or device behind it; delivered as an ordinary fault through vector 18, no error code, whatever CR4.MCE (silicon: a machine-check abort, or a read of all ones) | — |
@@ -290,15 +311,26 @@
 //!   as Intel parts do): RFLAGS ← `(R11 AND 0x3C_7FD7) OR 2`; CS ← `(STAR[63:48] + 16) OR 3`,
 //!   SS ← `(STAR[63:48] + 8) OR 3`; RIP ← RCX. `sysret` to 32-bit code is not implemented.
 //! - `swapgs` (CPL 0) exchanges the GS base with [`IA32_KERNEL_GS_BASE`].
-//! - `iretq` pops RIP, CS, RFLAGS, RSP and SS (always all five, as in 64-bit mode); #GP(CS) if
-//!   CS is null or its RPL is below the CPL, #GP(0) if RIP is not canonical; the descriptors
-//!   are not read (neither CS's type, L bit nor presence, nor SS). RFLAGS as for `popf`, plus
-//!   RF. `iret` with a 16/32-bit operand size is not implemented.
+//! - `iretq` (SDM Vol. 2A IRET, "IA-32e-MODE" and "64-Bit Mode Exceptions"), in this order:
+//!   RFLAGS.NT = 1 raises #GP(0); it pops RIP, CS, RFLAGS, RSP and SS (always all five, as in
+//!   64-bit mode; #SS(0) if the stack is not canonical). CS: RPL below the CPL #GP(CS), null
+//!   #GP(0), outside the GDT #GP(CS), not code #GP(CS), nonconforming with DPL ≠ RPL or
+//!   conforming with DPL > RPL #GP(CS), L = D = 1 #GP(CS), not present #NP(CS), L = 0 not
+//!   implemented (compatibility mode, see *Modes*). SS, against the new CPL (CS.RPL), on
+//!   every `iretq`: null only below ring 3 with RPL = the new CPL (#GP(0)); otherwise RPL =
+//!   new CPL and a writable data segment with DPL = new CPL (#GP(SS)), present (#NP(SS)).
+//!   RIP not canonical: #GP(0). RFLAGS as for `popf`, plus RF. On a return to an outer level
+//!   DS, ES, FS and GS are nulled if they hold a data or nonconforming code segment with DPL
+//!   below the new CPL (the selector only; FS/GS bases stay) — pvmlab keeps no descriptor
+//!   caches and reads those descriptors from the GDT at the `iretq`, where silicon uses the
+//!   ones cached when the registers were loaded. `iret` with a 16/32-bit operand size is not
+//!   implemented.
 //! - `int n`, `int3`: through the gate above, saving the next instruction's RIP. `int1`
 //!   (ICEBP) is not implemented.
 //!
 //! Tests: the `kernel` image's syscall, swapgs, FMASK, iretq, "int 0x80 (DPL 3 gate)", "int
-//! 0x81 (DPL 0 gate): #GP error 0x40a", "int3 … is a trap" points.
+//! 0x81 (DPL 0 gate): #GP error 0x40a", "int3 … is a trap" points; `iretq`'s checks one by
+//! one in `emulator/tests/segments.rs`.
 //!
 //! **Single-step and debug registers** (SDM Vol. 3B chapter 18; the model is documented in
 //! `emulator/src/cpu/debug.rs`; tests: `emulator/tests/debug_registers.rs`,
@@ -332,7 +364,7 @@
 //! | in | instructions |
 //! |---|---|
 //! | integer | `mov`, `movzx`, `movsx`, `movsxd`, `lea`, `cmovcc`, `setcc`, `xchg`, `bswap`, `xlatb`, `cbw`/`cwde`/`cdqe`, `cwd`/`cdq`/`cqo`; `add`, `adc`, `sub`, `sbb`, `and`, `or`, `xor`, `cmp`, `test`, `inc`, `dec`, `neg`, `not`; `mul`, `imul` (1, 2, 3 operands), `div`, `idiv`; shifts and rotates incl. `shld`/`shrd`; `bt`/`bts`/`btr`/`btc`, `bsf`, `bsr`; `clc`, `stc`, `cmc`, `cld`, `std`, `lahf`, `sahf`; `nop`, `endbr64`, `endbr32` — at 8/16/32/64 bits with 64- and 32-bit addressing |
-//! | control, stack | near `jmp`, `jcc`, `call`, `ret` (with `imm16`), `loop`/`loope`/`loopne`, `jrcxz`/`jecxz`; `push`/`pop` (64- and 16-bit), `pushfq`/`popfq`, `pushf`/`popf` (16-bit), `enter`, `leave` |
+//! | control, stack | near `jmp`, `jcc`, `call`, `ret` (with `imm16`), `loop`/`loope`/`loopne`, `jrcxz`/`jecxz`; `push`/`pop` (64- and 16-bit, FS/GS included), `pushfq`/`popfq`, `pushf`/`popf` (16-bit), `enter`, `leave` |
 //! | strings | `movs`, `stos`, `lods`, `cmps`, `scas` at every width, with `rep`/`repe`/`repne`, both directions |
 //! | atomics | `xchg` (memory: implicitly locked), `lock` forms of the read-modify-write instructions, `xadd`, `cmpxchg`, `cmpxchg8b` |
 //! | SSE, SSE2 | scalar and packed single/double arithmetic, min/max, sqrt, compares, `comis`/`ucomis`, logic, shuffles and unpacks, conversions; 128-bit integer arithmetic, compares, logic, shifts, shuffles, packs, `pinsrw`/`pextrw`; moves incl. `movd`/`movq`, non-temporal stores, `maskmovdqu`, `movmsk`/`pmovmskb`; `ldmxcsr`/`stmxcsr`; `fxsave`/`fxrstor` (32- and 64-bit forms); `prefetch*`, `clflush` — lists in the headers of `emulator/src/cpu/ops/sse_*.rs` |
@@ -416,12 +448,15 @@
 //! - CR4 bits of features pvmlab lacks (SMEP, SMAP, TSD, UMIP, PCIDE, PKE, LA57, …) are
 //!   accepted and ignored instead of raising #GP.
 //! - CR8 reads 0 whatever the x2APIC TPR holds.
-//! - `iretq` and interrupt delivery run the target as 64-bit code whatever the L bit (and
-//!   type) of the code segment they load.
-//! - `mov fs`/`mov gs` set the base to 0 instead of the descriptor's base.
-//! - `push fs`/`push gs` push 2 bytes, SI/DI, instead of 8 bytes holding the selector;
-//!   `pop fs`/`pop gs` pop 2 bytes into SI/DI and leave the segment register unchanged.
-//! - `iretq` with RFLAGS.NT = 1 returns instead of raising #GP(0).
+//! - Interrupt delivery runs the handler as 64-bit code whatever the L bit (and type) of the
+//!   gate's code segment, and jumps to a non-canonical gate offset (the fetch then faults with
+//!   RIP = that offset; silicon raises #GP during delivery).
+//! - A non-canonical memory operand based on RSP or RBP raises #GP(0) instead of #SS(0) in
+//!   instructions other than those listed under *Paging* (`mov rax, [rbp]`, `add [rsp], 1`,
+//!   SSE and string instructions…), and so does a non-canonical stack for the frame of an
+//!   interrupt.
+//! - Loading a segment register (or `iretq`) does not set the accessed bit of its descriptor;
+//!   silicon writes it to the GDT (and faults if the GDT page is read-only).
 
 /// `IA32_TIME_STAMP_COUNTER`: the core's cycle counter, read-only here.
 pub const IA32_TSC: u32 = 0x10;
