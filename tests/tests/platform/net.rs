@@ -33,7 +33,10 @@ fn run(machine: &str, timing: bool, bsp_only: bool) -> Run {
         .expect("the kernel loads");
     // The scenario file README shows: requests to the NIC's MAC (queue 0) and the next one
     // up (queue 1), after the kernel's other checks; fewer of them here.
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../workloads/scenarios/kernel-net.ron");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../workloads/scenarios/kernel-net.ron"
+    );
     let mut cfg = UdpGenConfig::load(file).expect("the scenario file parses");
     cfg.fill_in_target_macs(mac.0);
     cfg.requests = REQUESTS;
