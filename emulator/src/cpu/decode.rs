@@ -105,8 +105,10 @@ impl CodeCache {
         }
     }
 
-    /// The block starting at the core's `rip`, decoding it if needed.
-    #[inline]
+    /// The block starting at the core's `rip`, decoding it if needed. Always inlined: the
+    /// block loop calls it once per block (its debug path calls it too, which would
+    /// otherwise make it an out-of-line call on the hot path).
+    #[inline(always)]
     pub fn lookup_or_decode(&mut self, core: &mut Core, sys: &mut Sys) -> Result<u32, Fault> {
         let rip = core.rip;
         // Translate through the soft TLB: a fetch needs the same rights as a read except NX,
