@@ -35,6 +35,12 @@ impl Persist for Core {
     fn restore(ram: &mut Ram, state: CoreState) -> Result<Core, CheckpointError> {
         let mut core = state.core;
         let index = core.index;
+        if core.halted_cycles > core.cycles {
+            return Err(CheckpointError::inconsistent(format!(
+                "core {index}: {} halted cycles of {} in all",
+                core.halted_cycles, core.cycles
+            )));
+        }
         core.tlb = SoftTlb::from_state(&state.tlb, ram)
             .map_err(|m| CheckpointError::inconsistent(format!("core {index}: {m}")))?;
         // What DR7 enables is derived from the debug registers, not saved.
