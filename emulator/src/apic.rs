@@ -113,8 +113,11 @@ pub struct LocalApic {
     pub timer_armed: bool,
     pub timer_base: u64,
     pub timer_div: u64,
-    /// `IA32_TSC_DEADLINE`; 0 = disarmed.
+    /// `IA32_TSC_DEADLINE`, a TSC value; 0 = disarmed.
     pub tsc_deadline: u64,
+    /// The core cycle at which the TSC reaches `tsc_deadline` (the TSC is the cycle count plus
+    /// `Core::tsc_offset`), recomputed when either is written ([`deadline_cycle`]).
+    pub deadline_cycle: u64,
     /// Fixed interrupts sent at a time this core's clock has not reached yet.
     pub arrivals: Vec<Arrival>,
     /// After INIT: stopped until a start-up IPI.
@@ -122,6 +125,18 @@ pub struct LocalApic {
     /// An IPI of this core is in `Sys::apic_outbox`: return to the machine to route it.
     pub yield_to_machine: bool,
     pub startup: StartupState,
+}
+
+/// The cycle, at or after `now`, at which a TSC that reads `now + offset` (wrapping) at `now`
+/// reaches `deadline` (SDM §11.5.4.1: the timer fires once the TSC is at or past the
+/// deadline): `now` if it already is, else as many cycles later as the TSC is short of it.
+pub fn deadline_cycle(deadline: u64, now: u64, offset: u64) -> u64 {
+    let tsc = now.wrapping_add(offset);
+    if tsc >= deadline {
+        now
+    } else {
+        now.saturating_add(deadline - tsc)
+    }
 }
 
 /// The divisor a divide-configuration value selects (SDM Figure 11-10).
@@ -186,6 +201,7 @@ impl LocalApic {
             timer_base: 0,
             timer_div: 2,
             tsc_deadline: 0,
+            deadline_cycle: 0,
             arrivals: Vec::new(),
             wait_for_sipi: false,
             yield_to_machine: false,
@@ -321,7 +337,7 @@ impl LocalApic {
                 self.timer_armed = false;
             }
         }
-        if self.tsc_deadline != 0 && now >= self.tsc_deadline {
+        if self.tsc_deadline != 0 && now >= self.deadline_cycle {
             self.tsc_deadline = 0;
             self.local_interrupt(L_TIMER);
         }
@@ -362,7 +378,7 @@ impl LocalApic {
         }
         let mut t = self.timer_due().unwrap_or(u64::MAX);
         if self.tsc_deadline != 0 {
-            t = t.min(self.tsc_deadline);
+            t = t.min(self.deadline_cycle);
         }
         self.arrivals.iter().fold(t, |t, a| t.min(a.time))
     }
@@ -384,7 +400,7 @@ impl LocalApic {
                 at(d);
             }
             if self.tsc_deadline != 0 {
-                at(self.tsc_deadline);
+                at(self.deadline_cycle);
             }
         }
         if self.software_enabled() {
@@ -560,6 +576,7 @@ pub fn rdmsr(core: &mut Core, msr: u32) -> Result<u64, Fault> {
 /// (an interrupt now deliverable, a timer due, an IPI to route) is seen at once.
 pub fn wrmsr(core: &mut Core, sys: &mut Sys, msr: u32, v: u64) -> Result<(), Fault> {
     let now = core.cycles;
+    let offset = core.tsc_offset;
     let a = &mut core.apic;
     match msr {
         IA32_APIC_BASE => {
@@ -576,6 +593,7 @@ pub fn wrmsr(core: &mut Core, sys: &mut Sys, msr: u32, v: u64) -> Result<(), Fau
             a.update(now);
             if a.timer_mode() == TIMER_TSC_DEADLINE {
                 a.tsc_deadline = v;
+                a.deadline_cycle = deadline_cycle(v, now, offset);
             }
         }
         _ => {
@@ -592,6 +610,17 @@ pub fn wrmsr(core: &mut Core, sys: &mut Sys, msr: u32, v: u64) -> Result<(), Fau
     a.next_event = 0;
     sys.end_block = true;
     Ok(())
+}
+
+/// `wrmsr` of IA32_TSC moved `core.tsc_offset`: an armed TSC deadline is due at another
+/// cycle, compared against the new TSC.
+pub fn tsc_written(core: &mut Core) {
+    let a = &mut core.apic;
+    a.update(core.cycles);
+    if a.tsc_deadline != 0 {
+        a.deadline_cycle = deadline_cycle(a.tsc_deadline, core.cycles, core.tsc_offset);
+    }
+    a.next_event = 0;
 }
 
 /// What [`service`] asks of the block loop.
@@ -722,9 +751,13 @@ pub fn interrupt(core: &mut Core, time: u64, vector: u8) {
 /// counters stay), and it waits for a start-up IPI.
 fn init(core: &mut Core, time: u64) {
     let mut fresh = Core::new(core.index, core.apic_id, core.socket, core.node);
+    // INIT leaves the TSC alone (SDM Vol. 3A Table 9-1), and the counters are the run's.
     fresh.cycles = core.cycles;
+    fresh.tsc_offset = core.tsc_offset;
     fresh.instret = core.instret;
     fresh.halted_cycles = core.halted_cycles;
+    fresh.unimplemented_ud = core.unimplemented_ud;
+    fresh.unimplemented_first = std::mem::take(&mut core.unimplemented_first);
     fresh.apic = std::mem::replace(&mut core.apic, LocalApic::new(0, false));
     fresh.apic.init_reset();
     fresh.apic.wait_for_sipi = true;

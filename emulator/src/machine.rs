@@ -270,6 +270,7 @@ impl Machine {
                     llc_hit_rate: ratio(m.llc_hits, m.llc_hits + m.llc_misses),
                     remote_accesses: m.remote_accesses,
                     stall_cycles: m.stall_cycles,
+                    unimplemented_ud: c.unimplemented_ud,
                 }
             })
             .collect();
@@ -545,7 +546,10 @@ impl Machine {
         let dis = self.disassemble_at(i, rip);
         let c = &self.cores[i];
         let what = if f.unimplemented {
-            format!("instruction not implemented by pvmlab: {dis}")
+            match f.missing.describe() {
+                Some(missing) => format!("not implemented by pvmlab: {missing}, at `{dis}`"),
+                None => format!("instruction not implemented by pvmlab: {dis}"),
+            }
         } else {
             let code = f
                 .error_code

@@ -117,6 +117,11 @@ pub struct CoreReport {
     pub llc_hit_rate: f64,
     pub remote_accesses: u64,
     pub stall_cycles: u64,
+    /// #UDs for instructions (or modes) pvmlab does not implement that the image's own #UD
+    /// handler received (an IDT was loaded): silicon lacking them raises #UD too, but a
+    /// non-zero count usually means the image ran something pvmlab cannot (`Core::
+    /// unimplemented_first` names them).
+    pub unimplemented_ud: u64,
 }
 
 /// What changed during one epoch of simulated time.
@@ -408,12 +413,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "core socket  instructions   busy cyc  halted cyc   L1 hit   L2 hit  LLC hit  remote acc   stall cyc"
+            "core socket  instructions   busy cyc  halted cyc   L1 hit   L2 hit  LLC hit  remote acc   stall cyc  unimpl #UD"
         );
         for c in &self.cores {
             let _ = writeln!(
                 s,
-                "{:>4} {:>6} {:>13} {:>10} {:>11} {:>7.1}% {:>7.1}% {:>7.1}% {:>11} {:>11}",
+                "{:>4} {:>6} {:>13} {:>10} {:>11} {:>7.1}% {:>7.1}% {:>7.1}% {:>11} {:>11} {:>11}",
                 c.core,
                 c.socket,
                 c.instructions,
@@ -423,7 +428,8 @@ impl Report {
                 c.l2_hit_rate * 100.0,
                 c.llc_hit_rate * 100.0,
                 c.remote_accesses,
-                c.stall_cycles
+                c.stall_cycles,
+                c.unimplemented_ud
             );
         }
         s

@@ -134,6 +134,12 @@ pub fn run(args: &ExecArgs) -> i32 {
         let bytes = std::mem::take(&mut m.sys.io.console);
         let _ = out.write_all(&bytes).and_then(|_| out.flush());
     };
+    // Kinds of unimplemented #UD already warned about (a restored run's were, before).
+    let mut warned: Vec<String> = m
+        .cores
+        .iter()
+        .flat_map(|c| c.unimplemented_first.iter().map(|u| u.what.clone()))
+        .collect();
     let mut stopped = false;
     if let (Some(at), Some(path)) = (args.checkpoint_at, &args.checkpoint) {
         // In pieces, so that the console streams meanwhile; stopping between quanta never
@@ -144,6 +150,7 @@ pub fn run(args: &ExecArgs) -> i32 {
                 args.max_instructions,
             );
             flush(&mut m);
+            warn_unimplemented(&m, &mut warned);
         }
         // The console is flushed: a restored run prints what comes after.
         let t = Instant::now();
@@ -175,6 +182,7 @@ pub fn run(args: &ExecArgs) -> i32 {
         loop {
             let end = m.run_for(CHUNK, args.max_instructions);
             flush(&mut m);
+            warn_unimplemented(&m, &mut warned);
             if end.is_some() {
                 break end;
             }
@@ -226,6 +234,24 @@ pub fn run(args: &ExecArgs) -> i32 {
         }
     }
     end.map_or(0, |e| e.exit_status())
+}
+
+/// One line on stderr for each kind of instruction (or mode) pvmlab does not implement whose
+/// #UD went to the image's own handler since the last call, the first time it does
+/// (`Core::unimplemented_first`); `--stats` counts them per core (`unimpl #UD`).
+fn warn_unimplemented(m: &Machine, warned: &mut Vec<String>) {
+    for c in &m.cores {
+        for u in &c.unimplemented_first {
+            if !warned.contains(&u.what) {
+                eprintln!(
+                    "pvmlab: warning: core {}: {} (rip {:#x}) is not implemented by pvmlab; \
+                     raised #UD to the image's handler",
+                    c.index, u.what, u.rip
+                );
+                warned.push(u.what.clone());
+            }
+        }
+    }
 }
 
 fn file_len(path: &Path) -> u64 {

@@ -29,8 +29,30 @@ pub use flags::*;
 pub struct Fault {
     pub vector: u8,
     pub error_code: Option<u32>,
-    /// A valid instruction that pvmlab does not implement (raised as #UD).
+    /// A valid instruction that pvmlab does not implement, or one that would enter a mode
+    /// pvmlab does not model (raised as #UD); `missing` says which.
     pub unimplemented: bool,
+    /// What is not implemented, when `unimplemented`.
+    pub missing: Missing,
+}
+
+/// What a #UD marked `unimplemented` stands for: what the report names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// The instruction itself.
+    Instruction,
+    /// Compatibility mode: the instruction would run code of a segment with L = 0.
+    CompatibilityMode,
+}
+
+impl Missing {
+    /// How reports name it, when it is not the instruction itself.
+    pub fn describe(self) -> Option<&'static str> {
+        match self {
+            Missing::Instruction => None,
+            Missing::CompatibilityMode => Some("compatibility mode (a code segment with L = 0)"),
+        }
+    }
 }
 
 // Exception vectors (SDM Vol. 3A §6.3.1). The three whose mnemonics clash with RFLAGS bits
@@ -54,6 +76,7 @@ impl Fault {
             vector,
             error_code: None,
             unimplemented: false,
+            missing: Missing::Instruction,
         }
     }
     pub const fn with_code(vector: u8, code: u32) -> Self {
@@ -61,6 +84,16 @@ impl Fault {
             vector,
             error_code: Some(code),
             unimplemented: false,
+            missing: Missing::Instruction,
+        }
+    }
+    /// The #UD of something pvmlab does not implement (status 127 without an IDT).
+    pub const fn not_implemented(missing: Missing) -> Self {
+        Fault {
+            vector: UD,
+            error_code: None,
+            unimplemented: true,
+            missing,
         }
     }
     /// The mnemonic of the exception, as the SDM names it.
@@ -170,8 +203,11 @@ pub struct Core {
     pub lstar: u64,
     pub cstar: u64,
     pub fmask: u64,
-    /// Local cycle count; `rdtsc` reads it.
+    /// Local cycle count.
     pub cycles: u64,
+    /// The TSC less `cycles` (wrapping): 0 until `wrmsr` of IA32_TSC moves the TSC
+    /// ([`tsc`](Self::tsc)).
+    pub tsc_offset: u64,
     /// Retired instructions.
     pub instret: u64,
     pub state: RunState,
@@ -180,6 +216,11 @@ pub struct Core {
     pub halted_cycles: u64,
     /// The local APIC (x2APIC mode).
     pub apic: crate::apic::LocalApic,
+    /// #UDs of things pvmlab does not implement that went to the image's #UD handler (an IDT
+    /// was loaded), where silicon that lacks them would also raise #UD; and the first
+    /// instance of each, in the order they came ([`note_unimplemented`](Self::note_unimplemented)).
+    pub unimplemented_ud: u64,
+    pub unimplemented_first: Vec<UnimplementedUd>,
     /// x2APIC id, socket and node, as BootInfo reports them.
     pub apic_id: u32,
     pub socket: u32,
@@ -188,6 +229,16 @@ pub struct Core {
     pub(crate) tlb: SoftTlb,
     /// `Sys::code_epoch` when the write TLB was last checked against code pages.
     pub(crate) code_epoch: u64,
+}
+
+/// The first #UD a core delivered for one unimplemented instruction (or mode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnimplementedUd {
+    /// The instruction's mnemonic, or the mode ([`Missing::describe`]).
+    pub what: String,
+    pub rip: u64,
+    /// The core's retired-instruction count then.
+    pub instret: u64,
 }
 
 /// State shared by all cores: RAM, which pages hold decoded code, the port devices.
@@ -299,9 +350,12 @@ impl Core {
             cstar: 0,
             fmask: 0,
             cycles: 0,
+            tsc_offset: 0,
             instret: 0,
             state: RunState::Stopped,
             halted_cycles: 0,
+            unimplemented_ud: 0,
+            unimplemented_first: Vec::new(),
             apic: crate::apic::LocalApic::new(apic_id, index == 0),
             apic_id,
             socket,
@@ -338,6 +392,17 @@ impl Core {
     /// breakpoint on reads, so every access to it comes here to be checked (`debug`).
     #[cold]
     fn fill_read_any(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<Fill> {
+        if self.tlb.align_checking() {
+            // Every data access misses while alignment checking is on: check it, then use
+            // the translation the soft TLB may hold (a page with a data breakpoint is never
+            // in it, and MMIO never is).
+            if let Some(ac) = self.alignment_fault(va, len) {
+                return Err(ac);
+            }
+            if let Some(h) = self.tlb.read_slow(va) {
+                return Ok(Fill::Ram(h));
+            }
+        }
         let acc = self.access(false, false);
         let pa = self
             .translate(sys, va, acc)
@@ -367,19 +432,38 @@ impl Core {
     #[cold]
     fn fill_read(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
         Ok(match self.fill_read_any(sys, va, 0)? {
-            Fill::Ram(h) if !self.dbg.watches_reads(va) => h,
+            Fill::Ram(h) if !self.dbg.watches_reads(va) && !self.tlb.align_checking() => h,
             _ => std::ptr::null_mut(),
         })
     }
 
     /// [`fill_write_any`](Self::fill_write_any) as [`fill_read`](Self::fill_read) is to
-    /// [`fill_read_any`](Self::fill_read_any).
+    /// [`fill_read_any`](Self::fill_read_any). Both give null while alignment checking is on,
+    /// so that every element is checked.
     #[cold]
     fn fill_write(&mut self, sys: &mut Sys, va: u64) -> Result<*mut u8> {
         Ok(match self.fill_write_any(sys, va, 0)? {
-            Fill::Ram(h) if !self.dbg.watches_writes(va) => h,
+            Fill::Ram(h) if !self.dbg.watches_writes(va) && !self.tlb.align_checking() => h,
             _ => std::ptr::null_mut(),
         })
+    }
+
+    /// #AC(0) for a data access of `len` bytes at `va` that is not aligned to its size, while
+    /// alignment checking is on (CR0.AM = 1, RFLAGS.AC = 1, CPL 3; SDM Vol. 3A §6.15,
+    /// interrupt 17, Table 6-7). Accesses of 2, 4 and 8 bytes are checked, each at its own
+    /// size (as Bochs does; `sgdt`'s limit and base are two accesses); 16-byte ones are not
+    /// (the SDM leaves #AC for unaligned 128-bit SSE accesses to the implementation; the
+    /// aligned forms raise #GP(0) first). A non-canonical access is left to the #GP(0)/#SS(0)
+    /// the translation raises, which comes first (the canonical check is part of the segment
+    /// checks that precede alignment on silicon).
+    #[cold]
+    #[inline(never)]
+    fn alignment_fault(&self, va: u64, len: u64) -> Option<Stop> {
+        if !matches!(len, 2 | 4 | 8) || va & (len - 1) == 0 {
+            return None;
+        }
+        let canonical = paging::canonical(va) && paging::canonical(va.wrapping_add(len - 1));
+        canonical.then_some(Stop::Fault(Fault::with_code(ALIGN_CHECK, 0)))
     }
 
     /// An MMIO load of `size_of::<T>()` bytes: the core stalls for the device's round trip.
@@ -416,6 +500,16 @@ impl Core {
     /// breakpoint stay out of the write half.
     #[cold]
     fn fill_write_any(&mut self, sys: &mut Sys, va: u64, len: u64) -> Result<Fill> {
+        if self.tlb.align_checking() {
+            // As in `fill_read_any`: a page holding code or a data breakpoint is never in the
+            // write half.
+            if let Some(ac) = self.alignment_fault(va, len) {
+                return Err(ac);
+            }
+            if let Some(h) = self.tlb.write_slow(va) {
+                return Ok(Fill::Ram(h));
+            }
+        }
         let acc = self.access(true, false);
         let pa = self
             .translate(sys, va, acc)
@@ -539,6 +633,12 @@ impl Core {
 
     #[cold]
     fn load_split<T: Scalar>(&mut self, sys: &mut Sys, va: u64) -> Result<T> {
+        // An access that straddles two pages is never aligned to its size.
+        if self.tlb.align_checking()
+            && let Some(ac) = self.alignment_fault(va, size_of::<T>() as u64)
+        {
+            return Err(ac);
+        }
         let mut buf = [0u8; 16];
         for (i, b) in buf[..size_of::<T>()].iter_mut().enumerate() {
             *b = self.load::<u8>(sys, va.wrapping_add(i as u64))?;
@@ -572,6 +672,11 @@ impl Core {
 
     #[cold]
     fn store_split<T: Scalar>(&mut self, sys: &mut Sys, va: u64, v: T) -> Result<()> {
+        if self.tlb.align_checking()
+            && let Some(ac) = self.alignment_fault(va, size_of::<T>() as u64)
+        {
+            return Err(ac);
+        }
         self.probe_write(sys, va, size_of::<T>() as u64)?;
         let mut buf = [0u8; 16];
         // SAFETY: T is a plain integer type of at most 16 bytes (Scalar).
@@ -666,7 +771,44 @@ impl Core {
     pub fn set_segments(&mut self, cs: u16, ss: u16) {
         self.cs = cs;
         self.ss = ss;
-        self.tlb.set_user(cs & 3 == 3);
+        self.sync_tlb_mode();
+    }
+
+    /// Points the soft TLB at the entries of the current privilege level, and turns alignment
+    /// checking on or off: it is on at CPL 3 with CR0.AM = 1 and RFLAGS.AC = 1 (SDM Vol. 3A
+    /// §6.15, interrupt 17), and then every data access takes the TLB's slow path, where it
+    /// is checked (`alignment_fault`). Called whenever the CPL, CR0.AM or RFLAGS.AC changes.
+    pub fn sync_tlb_mode(&mut self) {
+        let user = self.cs & 3 == 3;
+        let align = user && self.cr0 & CR0_AM != 0 && self.rflags & AC != 0;
+        self.tlb.set_mode(user, align);
+    }
+
+    /// The time-stamp counter (`rdtsc`, IA32_TSC, the TSC-deadline timer): the cycle count
+    /// plus the offset a write of IA32_TSC set, wrapping as a 64-bit counter.
+    #[inline]
+    pub fn tsc(&self) -> u64 {
+        self.cycles.wrapping_add(self.tsc_offset)
+    }
+
+    /// Counts a "not implemented" #UD about to be delivered to the image's #UD handler and
+    /// records the first of its kind (the mnemonic, or the mode it would enter), for the run
+    /// report and `pvmlab exec`'s warning.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note_unimplemented(&mut self, ins: &Instruction, f: Fault) {
+        self.unimplemented_ud = self.unimplemented_ud.saturating_add(1);
+        let what = match f.missing.describe() {
+            Some(mode) => mode.to_string(),
+            None => format!("{:?}", ins.mnemonic()).to_lowercase(),
+        };
+        if !self.unimplemented_first.iter().any(|u| u.what == what) {
+            self.unimplemented_first.push(UnimplementedUd {
+                what,
+                rip: ins.ip(),
+                instret: self.instret,
+            });
+        }
     }
 }
 
@@ -787,6 +929,11 @@ pub fn run_until(
 /// (`rip` points back at it, its data-breakpoint hits are dropped); with an IDT the fault is
 /// delivered and the block ends (`Ok`). Anything else ends the run loop (`Err`), after the
 /// caller has flushed written code.
+///
+/// Two corrections are made here, off the hot path: a #GP(0) raised by a memory operand that
+/// goes through SS (based on RSP or RBP, or SS-prefixed) at a non-canonical address becomes
+/// #SS(0), in every instruction family (SDM Vol. 3A §6.15, interrupt 12); and a "not
+/// implemented" #UD delivered to the image is counted (`note_unimplemented`).
 #[cold]
 #[inline(never)]
 fn stopped(core: &mut Core, sys: &mut Sys, op: &Op, stop: Stop) -> Result<(), Stop> {
@@ -795,12 +942,23 @@ fn stopped(core: &mut Core, sys: &mut Sys, op: &Op, stop: Stop) -> Result<(), St
         core.instret -= 1;
         core.cycles -= op.cost as u64;
         core.dbg.hits = 0;
-        if core.idtr.limit != 0 {
+        let stop = if f == Fault::with_code(GP, 0) {
+            core.stack_operand_fault(&op.ins, stop)
+        } else {
+            stop
+        };
+        if core.idtr.limit != 0
+            && let Stop::Fault(f) = stop
+        {
             // The image has an IDT: the exception is its to handle.
+            if f.unimplemented {
+                core.note_unimplemented(&op.ins, f);
+            }
             core.raise_fault(sys, f).map_err(Stop::Shutdown)?;
             sys.end_block = true;
             return Ok(());
         }
+        return Err(stop);
     }
     Err(stop)
 }

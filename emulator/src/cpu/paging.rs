@@ -9,9 +9,10 @@
 //! Linear addresses are 48-bit canonical (§3.3.7.1): `translate` raises #GP(0) for a
 //! non-canonical one; accesses through SS turn that into #SS(0) with [`stack_fault`].
 
-use super::{Core, Fault, GP, PAGE_FAULT, Stop, Sys};
-use crate::cpu::flags::{CR0_WP, EFER_NXE};
-use iced_x86::{Instruction, Register};
+use super::{Core, Fault, GP, PAGE_FAULT, RSI, Stop, Sys};
+use crate::cpu::flags::{CR0_WP, EFER_NXE, sext};
+use crate::cpu::operand::gpr_index;
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 /// #SS, the stack-fault exception (SDM Vol. 3A §6.15, interrupt 12).
 pub const STACK_FAULT: u8 = 12;
@@ -60,6 +61,48 @@ impl Core {
     pub fn memory_operand_fault(&self, ins: &Instruction, stop: Stop) -> Stop {
         let len = ins.memory_size().size().max(1) as u64;
         operand_fault(ins, stop, self.ea(ins), len)
+    }
+
+    /// [`stack_fault`] for `stop`, a #GP(0) that `ins` raised and that the block loop is about
+    /// to report (`cpu::stopped`), whatever the instruction family: if `ins` has a memory
+    /// operand that goes through SS (RSP or RBP as base, or an SS prefix) and that operand
+    /// lies at a non-canonical address, the fault is #SS(0). The operand is the explicit one
+    /// (for a bit-string `bt*` with a register offset, the operand the offset selects), or
+    /// the SS-prefixed source `[rsi]` of a string instruction at its current element (the
+    /// destination `es:[rdi]` never goes through SS). Registers are as they were when the
+    /// element faulted: a faulting instruction has changed none, a REP string instruction
+    /// only its completed iterations.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn stack_operand_fault(&self, ins: &Instruction, stop: Stop) -> Stop {
+        if ins.memory_segment() != Register::SS {
+            return stop;
+        }
+        let len = ins.memory_size().size().max(1) as u64;
+        for n in 0..ins.op_count() {
+            match ins.op_kind(n) {
+                OpKind::Memory => {
+                    let mut va = self.ea(ins);
+                    if matches!(
+                        ins.mnemonic(),
+                        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+                    ) && ins.op1_kind() == OpKind::Register
+                    {
+                        // Bit(BitBase, BitOffset): a signed offset in bits, in units of the
+                        // operand size (SDM BT).
+                        let bits = (len * 8) as u32;
+                        let off = sext(self.gpr[gpr_index(ins.op1_register())], bits) as i64;
+                        let units = off >> bits.trailing_zeros();
+                        va = va.wrapping_add((units as u64).wrapping_mul(len));
+                    }
+                    return stack_fault(stop, va, len);
+                }
+                // 64-bit addressing; with a 0x67 prefix ESI is zero-extended, always canonical.
+                OpKind::MemorySegRSI => return stack_fault(stop, self.gpr[RSI], len),
+                _ => {}
+            }
+        }
+        stop
     }
 }
 

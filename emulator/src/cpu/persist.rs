@@ -43,8 +43,10 @@ impl Persist for Core {
         }
         core.tlb = SoftTlb::from_state(&state.tlb, ram)
             .map_err(|m| CheckpointError::inconsistent(format!("core {index}: {m}")))?;
-        // What DR7 enables is derived from the debug registers, not saved.
+        // What DR7 enables is derived from the debug registers, not saved; so is the TLB's
+        // mode (the CPL, and alignment checking from CR0.AM and RFLAGS.AC).
         core.dbg.rearm();
+        core.sync_tlb_mode();
         Ok(core)
     }
 }

@@ -4,6 +4,12 @@
 //! Entries are filled after a page walk has checked the access for the current privilege
 //! level, so the tag carries that level: a translation checked for ring 0 is never used in
 //! ring 3. Reads through a write entry are allowed (a writable page is readable).
+//!
+//! While alignment checking is on (CR0.AM, RFLAGS.AC, CPL 3) data lookups carry one more tag
+//! bit that no entry has, so every data access misses the inline fast path and reaches the
+//! core's fill path, which checks alignment and then looks the page up with the fill tag
+//! (`read_slow`/`write_slow`): the entries, and so the walks and their timing, are the same
+//! as without the check, and the fast path costs nothing more when it is off.
 
 use crate::memory::{PAGE_SIZE, Ram};
 use serde::{Deserialize, Serialize};
@@ -11,6 +17,8 @@ use serde::{Deserialize, Serialize};
 const ENTRIES: usize = 256;
 /// Tag bit of entries filled at CPL 3 (linear page numbers use at most 36 bits).
 const USER_TAG: u64 = 1 << 62;
+/// Tag bit of data lookups while alignment checking is on: no entry carries it.
+const ALIGN_TAG: u64 = 1 << 63;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -36,8 +44,11 @@ pub struct SoftTlb {
     /// after it (`physical_any`). Not part of the saved state: it is always set by the
     /// access that reads it.
     uncached: Entry,
-    /// `USER_TAG` while the core runs at CPL 3, else 0.
+    /// The tag bits of data lookups: `USER_TAG` while the core runs at CPL 3, else 0, plus
+    /// `ALIGN_TAG` while alignment checking is on.
     mode: u64,
+    /// The tag bits of fills, fetch lookups and `*_slow` lookups: `mode` without `ALIGN_TAG`.
+    fill_mode: u64,
 }
 
 // SAFETY: the host pointers point into the machine's `Ram`, which moves with the machine;
@@ -51,6 +62,7 @@ impl SoftTlb {
             write: Box::new([EMPTY; ENTRIES]),
             uncached: EMPTY,
             mode: 0,
+            fill_mode: 0,
         }
     }
 
@@ -64,10 +76,24 @@ impl SoftTlb {
         (va / PAGE_SIZE) | self.mode
     }
 
-    /// Selects the entries of CPL 3 (`true`) or of the supervisor.
+    /// The tag entries are filled with (and fetches look up).
     #[inline(always)]
-    pub fn set_user(&mut self, user: bool) {
-        self.mode = if user { USER_TAG } else { 0 };
+    fn fill_tag(&self, va: u64) -> u64 {
+        (va / PAGE_SIZE) | self.fill_mode
+    }
+
+    /// Selects the entries of CPL 3 (`user`) or of the supervisor, and whether data lookups
+    /// miss so that the core checks alignment (`align`, only meaningful at CPL 3).
+    #[inline]
+    pub fn set_mode(&mut self, user: bool, align: bool) {
+        self.fill_mode = if user { USER_TAG } else { 0 };
+        self.mode = self.fill_mode | if align { ALIGN_TAG } else { 0 };
+    }
+
+    /// Whether alignment checking is on (every data lookup misses).
+    #[inline(always)]
+    pub fn align_checking(&self) -> bool {
+        self.mode & ALIGN_TAG != 0
     }
 
     #[inline(always)]
@@ -82,11 +108,24 @@ impl SoftTlb {
         (e.tag == self.tag(va)).then_some(e.host)
     }
 
+    /// [`read`](Self::read) with the fill tag, for the fill path while alignment checking is
+    /// on.
+    pub fn read_slow(&self, va: u64) -> Option<*mut u8> {
+        let e = &self.read[Self::slot(va)];
+        (e.tag == self.fill_tag(va)).then_some(e.host)
+    }
+
+    /// [`write`](Self::write) with the fill tag.
+    pub fn write_slow(&self, va: u64) -> Option<*mut u8> {
+        let e = &self.write[Self::slot(va)];
+        (e.tag == self.fill_tag(va)).then_some(e.host)
+    }
+
     /// Physical address of `va`, if its page is in the read half.
     #[inline(always)]
     pub fn physical(&self, va: u64) -> Option<u64> {
         let e = &self.read[Self::slot(va)];
-        (e.tag == self.tag(va)).then_some(e.pa | (va & (PAGE_SIZE - 1)))
+        (e.tag == self.fill_tag(va)).then_some(e.pa | (va & (PAGE_SIZE - 1)))
     }
 
     /// Physical address of `va` from either half (a write entry may outlive the read entry
@@ -94,7 +133,7 @@ impl SoftTlb {
     /// left uncached.
     #[inline(always)]
     pub fn physical_any(&self, va: u64) -> Option<u64> {
-        let tag = self.tag(va);
+        let tag = self.fill_tag(va);
         self.physical(va).or_else(|| {
             [&self.write[Self::slot(va)], &self.uncached]
                 .into_iter()
@@ -106,14 +145,14 @@ impl SoftTlb {
     /// Records a translation that is not cached (see `uncached`).
     pub fn set_uncached(&mut self, va: u64, pa: u64) {
         self.uncached = Entry {
-            tag: self.tag(va),
+            tag: self.fill_tag(va),
             host: std::ptr::null_mut(),
             pa: pa & !(PAGE_SIZE - 1),
         };
     }
 
     pub fn fill_read(&mut self, va: u64, host: *mut u8, pa: u64) {
-        let tag = self.tag(va);
+        let tag = self.fill_tag(va);
         self.read[Self::slot(va)] = Entry {
             tag,
             host,
@@ -123,7 +162,7 @@ impl SoftTlb {
 
     pub fn fill_write(&mut self, va: u64, host: *mut u8, pa: u64) {
         self.fill_read(va, host, pa);
-        let tag = self.tag(va);
+        let tag = self.fill_tag(va);
         self.write[Self::slot(va)] = Entry {
             tag,
             host,
@@ -199,11 +238,12 @@ impl SoftTlb {
     /// Rebuilds the entries of `state` with host pointers from `ram`; the pages of write
     /// entries are marked written, as `fill_write` did. Errors say which entry does not fit.
     pub fn from_state(state: &TlbState, ram: &mut Ram) -> Result<SoftTlb, String> {
-        if state.mode != 0 && state.mode != USER_TAG {
+        if ![0, USER_TAG, USER_TAG | ALIGN_TAG].contains(&state.mode) {
             return Err(format!("soft TLB mode {:#x}", state.mode));
         }
         let mut tlb = SoftTlb::new();
         tlb.mode = state.mode;
+        tlb.fill_mode = state.mode & USER_TAG;
         for (half, entries, write) in [
             (&mut tlb.read, &state.read, false),
             (&mut tlb.write, &state.write, true),

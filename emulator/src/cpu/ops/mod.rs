@@ -2,7 +2,7 @@
 //! (and, where it pays, the operand forms) to a handler once, at decode time; `resolve` below
 //! asks each family in turn. A `Code` no family claims runs [`unimplemented`].
 
-use super::{Core, Fault, Handler, Result, Stop, Sys, UD};
+use super::{Core, Fault, Handler, Missing, Result, Stop, Sys, UD};
 use iced_x86::{Code, Instruction, Mnemonic};
 
 mod alu;
@@ -132,11 +132,7 @@ pub fn invalid(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
 /// A valid instruction outside what pvmlab implements: raised as #UD, marked so the report
 /// can say so.
 pub fn unimplemented(_: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
-    Err(Stop::Fault(Fault {
-        vector: UD,
-        error_code: None,
-        unimplemented: true,
-    }))
+    Err(Stop::Fault(Fault::not_implemented(Missing::Instruction)))
 }
 
 /// Picks the width-specialised handler from the operand size of operand `n`.

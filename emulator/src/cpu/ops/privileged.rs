@@ -12,7 +12,7 @@ use crate::cpu::flags::*;
 use crate::cpu::interrupt::Source;
 use crate::cpu::operand::gpr_index;
 use crate::cpu::paging::{STACK_FAULT, canonical, stack_fault};
-use crate::cpu::{BP, Core, Fault, GP, Handler, RCX, RSP, Result, Stop, Sys, UD};
+use crate::cpu::{BP, Core, Fault, GP, Handler, Missing, RCX, RSP, Result, Stop, Sys, UD};
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
 pub(super) fn resolve(ins: &Instruction) -> Option<Handler> {
@@ -54,14 +54,11 @@ fn selector_fault(vector: u8, sel: u16) -> Stop {
 }
 
 /// A transfer into a code segment with L = 0: silicon enters compatibility mode, which pvmlab
-/// does not model. Raised as the "not implemented by pvmlab" #UD, so the run ends with status
-/// 127 and a report (or the image's #UD handler sees it), never running 32-bit code as 64-bit.
+/// does not model. Raised as the "not implemented by pvmlab" #UD naming compatibility mode, so
+/// the run ends with status 127 and a report that says so (or the image's #UD handler sees a
+/// #UD, counted as an unimplemented one), never running 32-bit code as 64-bit.
 fn compatibility_mode() -> Stop {
-    Stop::Fault(Fault {
-        vector: UD,
-        error_code: None,
-        unimplemented: true,
-    })
+    Stop::Fault(Fault::not_implemented(Missing::CompatibilityMode))
 }
 
 // Code and data segment descriptors (SDM Vol. 3A §3.4.5, Figure 3-8; Table 3-1 for types).
@@ -314,8 +311,9 @@ fn syscall(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     c.gpr[RCX] = c.rip;
     c.gpr[11] = c.rflags & !RF;
     c.rflags = (c.rflags & !c.fmask & !RF) | FIXED1;
+    // Selector arithmetic wraps at 16 bits, whatever STAR holds.
     let sel = ((c.star >> 32) & 0xFFFC) as u16;
-    c.set_segments(sel, sel + 8);
+    c.set_segments(sel, sel.wrapping_add(8));
     c.rip = c.lstar;
     Ok(())
 }
@@ -335,7 +333,7 @@ fn sysretq(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     }
     let base = ((c.star >> 48) & 0xFFFF) as u16;
     c.rflags = (c.gpr[11] & 0x3C_7FD7) | FIXED1;
-    c.set_segments((base + 16) | 3, (base + 8) | 3);
+    c.set_segments(base.wrapping_add(16) | 3, base.wrapping_add(8) | 3);
     c.rip = target;
     Ok(())
 }

@@ -210,7 +210,12 @@ fn set_popped_flags(c: &mut Core, v: u64, width: u64) {
         writable |= IF;
     }
     writable &= width;
+    let old = c.rflags;
     c.rflags = (c.rflags & !writable) | (v & writable) | FIXED1;
+    if (old ^ c.rflags) & AC != 0 {
+        // Alignment checking follows RFLAGS.AC.
+        c.sync_tlb_mode();
+    }
 }
 
 fn leave(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {

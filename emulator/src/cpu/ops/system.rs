@@ -98,11 +98,16 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
             // x2APIC and the TSC-deadline timer (crate::apic); no SSE3+, no CX16, no
             // hypervisor bit.
             let ecx = (1 << 21) | (1 << 24);
+            // Every bit reported here is implemented, and its CR4 bit (if any) is writable
+            // (`CR4_SUPPORTED`); nothing unreported is.
             let edx = (1 << 2) // DE: CR4.DE (crate::cpu::debug)
-                | (1 << 4) // TSC
+                | (1 << 3) // PSE: CR4.PSE, without effect in IA-32e mode (PS bits always work)
+                | (1 << 4) // TSC: rdtsc, IA32_TSC, CR4.TSD
                 | (1 << 5) // MSR
                 | (1 << 6) // PAE
                 | (1 << 8) // CX8
+                | (1 << 9) // APIC: the local APIC (crate::apic), enabled in IA32_APIC_BASE
+                | (1 << 13) // PGE: CR4.PGE; global translations are flushed with the rest
                 | (1 << 15) // CMOV
                 | (1 << 19) // CLFSH
                 | (1 << 24) // FXSR
@@ -120,8 +125,12 @@ pub fn cpuid_leaf(c: &Core, info: &crate::cpu::CpuidInfo, leaf: u32, sub: u32) -
         0x8000_0001 => [
             0,
             0,
-            1,                                 // LAHF/SAHF in 64-bit mode
-            (1 << 20) | (1 << 27) | (1 << 29), // NX, RDTSCP, long mode
+            1, // LAHF/SAHF in 64-bit mode
+            (1 << 11) // SYSCALL/SYSRET in 64-bit mode
+                | (1 << 20) // NX (EFER.NXE)
+                | (1 << 26) // 1 GiB pages
+                | (1 << 27) // RDTSCP, IA32_TSC_AUX
+                | (1 << 29), // Intel 64 (long mode)
         ],
         0x8000_0002..=0x8000_0004 => {
             let o = ((leaf - 0x8000_0002) * 16) as usize;
@@ -148,9 +157,15 @@ fn cpuid(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     Ok(())
 }
 
+/// RDTSC: the TSC ([`Core::tsc`]) in EDX:EAX. With CR4.TSD set, only CPL 0 may read it
+/// (#GP(0) otherwise; SDM RDTSC, RDTSCP).
 fn rdtsc(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
-    c.gpr[RAX] = c.cycles as u32 as u64;
-    c.gpr[RDX] = c.cycles >> 32;
+    if c.cr4 & CR4_TSD != 0 && c.cpl() != 0 {
+        return Err(gp0());
+    }
+    let tsc = c.tsc();
+    c.gpr[RAX] = tsc as u32 as u64;
+    c.gpr[RDX] = tsc >> 32;
     Ok(())
 }
 
@@ -178,7 +193,7 @@ fn canonical(v: u64) -> bool {
 fn rdmsr(c: &mut Core, _: &mut Sys, _: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     let v = match c.gpr[RCX] as u32 {
-        MSR_TSC => c.cycles,
+        MSR_TSC => c.tsc(),
         MSR_EFER => c.efer,
         MSR_STAR => c.star,
         MSR_LSTAR => c.lstar,
@@ -200,6 +215,12 @@ fn wrmsr(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     let v = (c.gpr[RDX] << 32) | (c.gpr[RAX] as u32 as u64);
     match c.gpr[RCX] as u32 {
+        MSR_TSC => {
+            // The TSC takes the value and counts on from it (SDM Vol. 3B §18.17): an offset
+            // on the cycle count, which the TSC-deadline timer compares against too.
+            c.tsc_offset = v.wrapping_sub(c.cycles);
+            crate::apic::tsc_written(c);
+        }
         MSR_EFER => {
             // Only SCE and NXE may change; LME/LMA stay set in long mode.
             if v & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 || v & EFER_LME == 0 {
@@ -224,6 +245,35 @@ fn wrmsr(c: &mut Core, s: &mut Sys, _: &Instruction) -> Result<()> {
     Ok(())
 }
 
+/// CR0 bits that exist (SDM Vol. 3A §2.5, Figure 2-7): PE, MP, EM, TS, ET, NE, WP, AM, NW,
+/// CD, PG. Writes of the other bits of 31:0 are ignored; they read 0.
+const CR0_DEFINED: u64 = 0xE005_003F;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
+
+/// CR4 bits a write may set: those of the features pvmlab implements, each of which CPUID
+/// reports (SDM Vol. 3A §2.5, Figure 2-8, and §2.6: setting the bit of a feature the
+/// processor lacks raises #GP(0)). TSD (CPUID TSC): `rdtsc`/`rdtscp` at CPL > 0 raise #GP.
+/// DE: debug extensions (`crate::cpu::debug`). PSE: ignored in IA-32e mode, as on silicon
+/// (the PS bit of PDEs and PDPTEs always selects 2 MiB and 1 GiB pages). PAE: must stay set.
+/// PGE: stored; the soft TLB never keeps translations across CR3 writes, global or not,
+/// which the architecture allows (a TLB may always drop entries). PCE: stored; `rdpmc` is not
+/// implemented at any CPL. OSFXSR, OSXMMEXCPT: SSE (`ops/sse_*`). Every other bit — VME, PVI,
+/// MCE, UMIP, LA57, VMXE, SMXE, FSGSBASE, PCIDE, OSXSAVE, KL, SMEP, SMAP, PKE, CET, PKS, …
+/// and the reserved ones — raises #GP(0).
+pub const CR4_SUPPORTED: u64 =
+    CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+const CR4_TSD: u64 = 1 << 2;
+const CR4_PSE: u64 = 1 << 4;
+const CR4_PCE: u64 = 1 << 8;
+
+/// Bits of CR3 kept: the PML4 address (MAXPHYADDR 48), PWT and PCD. Bits 2:0 and 11:5 are
+/// ignored without PCIDs; bits 63:48 are reserved (#GP(0)).
+const CR3_KEPT: u64 = 0x0000_FFFF_FFFF_F018;
+const CR3_RESERVED: u64 = 0xFFFF_0000_0000_0000;
+
+/// MOV r64, CRn (SDM Vol. 2B "MOV—Move to/from Control Registers"). CR8 reads TPR[7:4] of the
+/// local APIC (SDM Vol. 3A §11.8.6).
 fn mov_from_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     let v = match ins.op1_register() {
@@ -231,42 +281,67 @@ fn mov_from_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
         Register::CR2 => c.cr2,
         Register::CR3 => c.cr3,
         Register::CR4 => c.cr4,
-        Register::CR8 => 0,
+        Register::CR8 => (c.apic.tpr >> 4) as u64,
         _ => return Err(Stop::Fault(Fault::new(UD))),
     };
     c.gpr[gpr_index(ins.op0_register())] = v;
     Ok(())
 }
 
+/// MOV CRn, r64 (SDM Vol. 2B, "64-Bit Mode Exceptions"). A write that faults changes nothing.
+/// Ends its block (`ops::ends_block`).
 fn mov_to_cr(c: &mut Core, _: &mut Sys, ins: &Instruction) -> Result<()> {
     require_cpl0(c)?;
     let v = c.gpr[gpr_index(ins.op1_register())];
     match ins.op0_register() {
         Register::CR0 => {
-            // Long mode needs PE and PG; clearing them (leaving long mode) is not modelled.
-            if v >> 32 != 0 || v & (CR0_PE | CR0_PG) != (CR0_PE | CR0_PG) {
+            // Bits 63:32 are reserved; long mode needs PE and PG (clearing PG in 64-bit mode,
+            // or PG = 1 with PE = 0, is #GP); NW = 1 with CD = 0 is an invalid combination.
+            if v >> 32 != 0
+                || v & (CR0_PE | CR0_PG) != (CR0_PE | CR0_PG)
+                || v & (CR0_NW | CR0_CD) == CR0_NW
+            {
                 return Err(gp0());
             }
-            c.cr0 = v | CR0_ET;
+            let new = (v & CR0_DEFINED) | CR0_ET;
+            let changed = new ^ c.cr0;
+            c.cr0 = new;
+            if changed & CR0_WP != 0 {
+                // CR0.WP applies to every access, not to the walk that filled the TLB: the
+                // soft TLB's write entries were checked under the old WP (a supervisor write
+                // entry for a read-only page exists only while WP = 0).
+                c.tlb.flush_write();
+            }
+            if changed & CR0_AM != 0 {
+                c.sync_tlb_mode();
+            }
         }
         Register::CR2 => c.cr2 = v,
         Register::CR3 => {
             // Page tables at physical 0 would be outside RAM on every machine; pvmlab keeps
             // CR3 = 0 to mean a bare core without tables (paging.rs), so refuse it.
-            if v & 0x000F_FFFF_FFFF_F000 == 0 {
+            if v & CR3_RESERVED != 0 || v & CR3_KEPT & !0x18 == 0 {
                 return Err(gp0());
             }
-            c.cr3 = v & 0x000F_FFFF_FFFF_F000;
+            c.cr3 = v & CR3_KEPT;
             c.tlb.flush();
         }
         Register::CR4 => {
-            if v & CR4_PAE == 0 || v >> 32 != 0 {
+            if v & CR4_PAE == 0 || v & !CR4_SUPPORTED != 0 {
                 return Err(gp0());
             }
             c.cr4 = v;
             c.tlb.flush();
         }
-        Register::CR8 if v == 0 => {}
+        Register::CR8 => {
+            // TPR[7:4] = CR8[3:0], TPR[3:0] = 0; bits 63:4 are reserved. The APIC looks at
+            // its priorities again at the block boundary.
+            if v >> 4 != 0 {
+                return Err(gp0());
+            }
+            c.apic.tpr = (v << 4) as u8;
+            c.apic.next_event = 0;
+        }
         _ => return Err(gp0()),
     }
     Ok(())
@@ -468,19 +543,38 @@ mod tests {
         }
         assert_eq!(&v, VENDOR);
         let r = cpuid_leaf(&c, &INFO, 1, 0);
-        for bit in [2, 4, 5, 8, 15, 24, 25, 26] {
-            assert_ne!(r[3] & (1 << bit), 0, "edx bit {bit}");
-        }
-        assert_eq!(r[3] & 1, 0, "no x87: it is not implemented");
-        assert_eq!(r[3] & (1 << 23), 0, "no MMX: it is not implemented");
+        // Exactly: DE, PSE, TSC, MSR, PAE, CX8, APIC, PGE, CMOV, CLFSH, FXSR, SSE, SSE2, HTT.
+        // Not FPU, VME, MCE, SEP, MTRR, MCA, PAT, PSE-36, MMX, SS, …: pvmlab lacks them.
+        let bits = [2, 3, 4, 5, 6, 8, 9, 13, 15, 19, 24, 25, 26, 28];
+        assert_eq!(
+            r[3],
+            bits.iter().map(|b| 1 << b).sum::<u32>(),
+            "{:#x}",
+            r[3]
+        );
         assert_eq!(
             r[2],
             (1 << 21) | (1 << 24),
             "x2APIC, TSC-deadline; no SSE3+, CX16, POPCNT"
         );
+        // The CR4 bit of every reported feature is writable, and only those (with PCE,
+        // which has no CPUID bit, and OSFXSR/OSXMMEXCPT of FXSR/SSE).
+        let cr4_of = [(2, 4), (3, 3), (4, 3), (5, 6), (7, 13)]; // (CR4 bit, EDX bit)
+        for (cr4, edx) in cr4_of {
+            assert_ne!(CR4_SUPPORTED & (1 << cr4), 0, "CR4 bit {cr4}");
+            assert_ne!(r[3] & (1 << edx), 0, "EDX bit {edx}");
+        }
+        assert_eq!(CR4_SUPPORTED, 0x7BC);
         let r = cpuid_leaf(&c, &INFO, 0x8000_0001, 0);
-        assert_ne!(r[3] & (1 << 27), 0, "RDTSCP");
-        assert_ne!(r[3] & (1 << 29), 0, "long mode");
+        // SYSCALL, NX, 1 GiB pages, RDTSCP, long mode.
+        let bits = [11, 20, 26, 27, 29];
+        assert_eq!(
+            r[3],
+            bits.iter().map(|b| 1 << b).sum::<u32>(),
+            "{:#x}",
+            r[3]
+        );
+        assert_eq!(r[2], 1, "LAHF/SAHF");
         assert_eq!(
             cpuid_leaf(&c, &INFO, 7, 0),
             [0; 4],
