@@ -17,22 +17,22 @@
 //! |---|---|
 //! | modes | 64-bit long mode only, from power-on to the end of the run |
 //! | privilege | CPL 0 and 3 (the RPL of CS); 1 and 2 are not refused, and not tested |
-//! | paging | 4-level, 4 KiB / 2 MiB / 1 GiB pages, NX, MAXPHYADDR 48; no PCID, no global pages, no SMEP/SMAP, no protection keys |
+//! | paging | 4-level, 4 KiB / 2 MiB / 1 GiB pages, NX, MAXPHYADDR 48, CR4.PGE (global translations are flushed like the others); no PCID, no SMEP/SMAP, no protection keys |
 //! | ISA | integer, SSE, SSE2, CMPXCHG8B, FXSAVE; no x87, MMX, SSE3+, AVX, BMI, POPCNT, CMPXCHG16B |
 //! | interrupts | IDT with 64-bit gates, IST, x2APIC ([`crate::apic`]); no NMI, no SMI |
 //! | absent | real/protected/virtual-8086/compatibility modes, SMM, task switching, VMX/SVM, LDT, far transfers, MTRR/PAT |
 //! | memory order | sequentially consistent (one host thread runs every core in turn) |
-//! | `rdtsc` | the core's own cycle counter; `BootInfo::tsc_hz` ticks per simulated second |
+//! | `rdtsc` | the core's own cycle counter, plus what a write of [`IA32_TSC`] added; `BootInfo::tsc_hz` ticks per simulated second |
 //!
 //! # Modes
 //! | silicon | pvmlab |
 //! |---|---|
 //! | resets into real mode at `0xFFFF_FFF0`; firmware enters long mode | every core starts in 64-bit mode at the ELF entry (state below); there is no firmware and no real mode |
 //! | clearing CR0.PG or CR0.PE, EFER.LME or CR4.PAE leaves long mode | each of these writes raises #GP(0) (`mov cr0`, `mov cr4`, `wrmsr`) |
-//! | a code segment with L = 0 runs in compatibility mode | not modelled: far `jmp`/`call`/`ret` are not implemented (#UD, status 127), `sysret` without REX.W (to 32-bit code) is not implemented, CSTAR is stored but never used. `iretq` to a code segment with L = 0 raises the same "not implemented" #UD, at the `iretq` (status 127 without an IDT; with one, the image's #UD handler sees a #UD) instead of running 32-bit code as 64-bit code. IDT gates do **not** check the L bit of the handler's code segment (see *Known deviations*) |
+//! | a code segment with L = 0 runs in compatibility mode | not modelled: far `jmp`/`call`/`ret` are not implemented (#UD, status 127), `sysret` without REX.W (to 32-bit code) is not implemented, CSTAR is stored but never used. `iretq` to a code segment with L = 0 raises the same "not implemented" #UD, at the `iretq`, reported as "not implemented by pvmlab: compatibility mode (a code segment with L = 0)" (status 127 without an IDT; with one, the image's #UD handler sees a #UD, counted as below) instead of running 32-bit code as 64-bit code. An IDT gate whose code segment is not 64-bit code raises #GP, as on silicon (*Exceptions and interrupts*) |
 //! | SMM (SMI, `rsm`) | none: an SMI IPI is ignored, `rsm` is not implemented |
 //! | hardware task switching | none: no task gates (an IDT task gate raises #GP), no call gates, no `jmp`/`call` to a TSS; `iretq` with RFLAGS.NT = 1 raises #GP(0), as in IA-32e mode. The TSS only supplies RSP0–2 and IST1–7 |
-//! | VMX, SVM | none: CPUID reports neither; `vmxon`, `vmcall`, `vmrun`… are not implemented (#UD); CR4.VMXE is stored without effect |
+//! | VMX, SVM | none: CPUID reports neither; `vmxon`, `vmcall`, `vmrun`… are not implemented (#UD); setting CR4.VMXE raises #GP(0) |
 //! | INIT puts a core in real mode; a SIPI starts it at `V << 12` in real mode | INIT resets the core to the boot state below; a SIPI starts it in 64-bit mode at `SIPI_BASE + (V << 12)` ([`crate::apic`], "Start-up") |
 //!
 //! To reload CS after `lgdt`, use `iretq` to the next instruction (as
@@ -60,7 +60,7 @@
 //! | MXCSR | `0x1F80` |
 //! | FS/GS/KERNEL_GS base, STAR, LSTAR, CSTAR, FMASK | 0 |
 //! | TSC_AUX | the core index |
-//! | TSC | 0 at power-on; a core started by SIPI keeps its clock (at least the sender's time) |
+//! | TSC | 0 at power-on; INIT keeps it; a core started by SIPI keeps its clock (at least the sender's time) |
 //! | local APIC | x2APIC mode, software-disabled ([`crate::apic`]) |
 //!
 //! # Control registers and EFER
@@ -69,24 +69,26 @@
 //!
 //! | register | what pvmlab does |
 //! |---|---|
-//! | CR0 | PE and PG must stay set and bits 63:32 clear, else #GP(0). WP: honoured (supervisor writes to read-only pages fault; but see *Known deviations*). TS: SSE instructions and `fxsave`/`fxrstor` raise #NM; `clts` clears it. EM: SSE raises #UD, `fxsave`/`fxrstor` #NM. ET always reads 1. MP, NE, AM, CD, NW and the other bits of 31:0 are stored and read back, without effect (no x87, no #AC, no cache control; CD = 0 with NW = 1 is accepted: silicon raises #GP). No TLB flush. |
+//! | CR0 | Bits 63:32 set, PE or PG clear (PE = 0 with PG = 1, or leaving long mode), or NW = 1 with CD = 0: #GP(0). Reserved bits of 31:0 are ignored (they read 0, as on silicon); ET always reads 1. WP: applies to every supervisor write, including through translations cached while it was clear (a change of WP drops the TLB's write translations). TS: SSE instructions and `fxsave`/`fxrstor` raise #NM; `clts` clears it. EM: SSE raises #UD, `fxsave`/`fxrstor` #NM. AM: alignment checks (see *Exceptions and interrupts*, #AC). MP, NE, CD and NW are stored and read back without effect (no x87, no cache control). No TLB flush otherwise. |
 //! | CR2 | the linear address of the last #PF; writable. |
-//! | CR3 | bits 51:12 kept, the rest dropped (PWT/PCD read back 0; no PCID, no bit-63 no-flush). A page-table address of 0 raises #GP(0) (pvmlab reserves CR3 = 0; RAM never starts at 0). Every write flushes the core's whole TLB, global pages included. |
-//! | CR4 | PAE must stay set and bits 63:32 clear, else #GP(0). Honoured: OSFXSR (clear: SSE raises #UD), OSXMMEXCPT (clear: an unmasked SIMD exception raises #UD instead of #XM), DE (DR4/DR5 raise #UD, I/O breakpoints work; see *Single-step and debug registers*). Every other bit of 31:0 is stored and reads back **without effect** — PGE, TSD, MCE, PCIDE, SMEP, SMAP, UMIP, FSGSBASE, OSXSAVE, PKE, LA57, VMXE… (silicon: #GP for a feature CPUID does not report). Every write flushes the TLB. |
-//! | CR8 | reads 0; writing anything but 0 raises #GP(0). Use the x2APIC TPR ([`crate::apic::TPR`]) instead. |
+//! | CR3 | Bits 63:48 set (above MAXPHYADDR 48; without PCIDs bit 63 is reserved too): #GP(0). Kept: bits 47:12, PWT and PCD (read back, without effect on memory types); bits 2:0 and 11:5 ignored, as without PCIDs. A page-table address of 0 raises #GP(0) (pvmlab reserves CR3 = 0; RAM never starts at 0). Every write flushes the core's whole TLB, global pages included. |
+//! | CR4 | Writable: TSD (`rdtsc`/`rdtscp` at CPL > 0 raise #GP(0)), DE (DR4/DR5 raise #UD, I/O breakpoints work; see *Single-step and debug registers*), PSE (ignored in IA-32e mode, as on silicon: the PS bit always selects 2 MiB and 1 GiB pages), PAE (must stay set, else #GP(0)), PGE (global translations may survive CR3 writes on silicon; pvmlab's TLB never keeps them, which the architecture allows), PCE (stored; `rdpmc` is not implemented), OSFXSR (clear: SSE raises #UD), OSXMMEXCPT (clear: an unmasked SIMD exception raises #UD instead of #XM). CPUID reports each of these features. **Every other bit raises #GP(0)**, as on silicon for a feature the processor does not report: VME, PVI, MCE, UMIP, LA57, VMXE, SMXE, FSGSBASE, PCIDE, OSXSAVE, KL, SMEP, SMAP, PKE, CET, PKS, the reserved bits and bits 63:32 (`CR4_SUPPORTED` in `emulator/src/cpu/ops/system.rs`). Every write flushes the TLB. |
+//! | CR8 | TPR[7:4] of the local APIC (SDM Vol. 3A §11.8.6): reads give the TPR's priority class; a write sets TPR[7:4] = CR8[3:0] and TPR[3:0] = 0, and the APIC's priority logic sees it from the next instruction boundary (an interrupt it unblocks is taken there). Bits 63:4 set: #GP(0). The same register as the x2APIC TPR ([`crate::apic::TPR`]). |
 //! | CR1, CR5–CR7, CR9–CR15 | invalid encodings: #UD. |
 //! | EFER | SCE: honoured (`syscall`/`sysret` raise #UD when clear). NXE: honoured (bit 63 of page-table entries is XD, or reserved when clear). LME must stay set (#GP(0)); LMA reads 1, writes to it are ignored; any other bit raises #GP(0). |
 //!
-//! Tests: the `kernel` image's "syscall with EFER.SCE clear: #UD" and "ring-0 write to a
-//! read-only page (CR0.WP)" (`tests/tests/platform/main.rs`); `emulator/src/cpu/ops/sse_float.rs`
-//! (CR0.TS/EM, CR4.OSXMMEXCPT).
+//! Tests: `emulator/tests/control_registers.rs` (CR0.WP set again, invalid and reserved CR0
+//! bits, CR3's reserved bits, every CR4 bit, CR4.TSD, CR8 and interrupt priority); the
+//! `kernel` image's "syscall with EFER.SCE clear: #UD" and "ring-0 write to a read-only page
+//! (CR0.WP)" (`tests/tests/platform/main.rs`); `emulator/src/cpu/ops/sse_float.rs` (CR0.TS/EM,
+//! CR4.OSXMMEXCPT).
 //!
 //! # MSRs
 //! `rdmsr`/`wrmsr` need CPL 0 (#GP(0) otherwise); ECX selects the MSR, EDX:EAX the value.
 //!
 //! | MSR | name | behaviour |
 //! |---|---|---|
-//! | `0x10` | [`IA32_TSC`] | reads the core's cycle counter (= `rdtsc`); **read-only**: `wrmsr` raises #GP(0) (silicon: writable) |
+//! | `0x10` | [`IA32_TSC`] | the TSC (= `rdtsc`); a write sets it (all 64 bits), and it counts on from there (see *Timing and the TSC*) |
 //! | `0x1B` | [`crate::apic::IA32_APIC_BASE`] | x2APIC mode only; see [`crate::apic`] |
 //! | `0x6E0` | [`crate::apic::IA32_TSC_DEADLINE`] | see [`crate::apic`] |
 //! | `0x800`–`0xBFF` | x2APIC registers | the map in [`crate::apic`]; an MSR of the range outside it raises #GP(0) |
@@ -113,32 +115,34 @@
 //! | leaf | EAX | EBX | ECX | EDX |
 //! |---|---|---|---|---|
 //! | 0 | `0xB` (highest basic leaf) | vendor [`CPUID_VENDOR`] `"PvmLabx86-64"` in EBX, EDX, ECX | | |
-//! | 1 | `0x0005_0654`: family 6, model 0x55, stepping 4 | 31:24 initial APIC id (low 8 bits of the x2APIC id), 23:16 cores per socket, 15:8 = 8 (`clflush` line 64 B) | bit 21 x2APIC, bit 24 TSC-deadline | bits 2 DE, 4 TSC, 5 MSR, 6 PAE, 8 CX8, 15 CMOV, 19 CLFSH, 24 FXSR, 25 SSE, 26 SSE2, 28 HTT (if a socket has more than one core) |
+//! | 1 | `0x0005_0654`: family 6, model 0x55, stepping 4 | 31:24 initial APIC id (low 8 bits of the x2APIC id), 23:16 cores per socket, 15:8 = 8 (`clflush` line 64 B) | bit 21 x2APIC, bit 24 TSC-deadline | bits 2 DE, 3 PSE, 4 TSC, 5 MSR, 6 PAE, 8 CX8, 9 APIC, 13 PGE, 15 CMOV, 19 CLFSH, 24 FXSR, 25 SSE, 26 SSE2, 28 HTT (if a socket has more than one core) |
 //! | `0xB`, ECX = 0 | 0 | 1 | `0x100` (SMT level) | x2APIC id |
 //! | `0xB`, ECX = 1 | bits of the x2APIC id that number cores in a socket | cores per socket | `0x201` (core level) | x2APIC id |
 //! | `0xB`, ECX ≥ 2 | 0 | 0 | ECX (level type 0: no more levels) | x2APIC id |
 //! | `0x8000_0000` | `0x8000_0008` | | | |
-//! | `0x8000_0001` | | | bit 0 LAHF/SAHF | bits 20 NX, 27 RDTSCP, 29 LM |
+//! | `0x8000_0001` | | | bit 0 LAHF/SAHF | bits 11 SYSCALL, 20 NX, 26 1 GiB pages, 27 RDTSCP, 29 LM |
 //! | `0x8000_0002`–`4` | brand string `"pvmlab emulated x86-64 core"`, NUL-padded | | | |
 //! | `0x8000_0007` | | | | bit 8 invariant TSC |
 //! | `0x8000_0008` | `0x3030`: 48 physical, 48 linear address bits | | | |
 //! | any other | 0 | 0 | 0 | 0 |
 //!
-//! Not reported, although implemented: SYSCALL (`0x8000_0001` EDX bit 11), 1 GiB pages (bit
-//! 26), APIC (leaf 1 EDX bit 9; x2APIC is). Not reported and not implemented: FPU, PSE,
-//! PGE, MTRR, PAT, MMX, SSE3 and later, POPCNT, CX16, XSAVE, PCID, leaf 7 (BMI1/2, SMEP, SMAP,
-//! AVX2, …), the hypervisor bit. Silicon answers a leaf above the maximum with the
-//! highest basic leaf; pvmlab answers zeros.
+//! Every feature reported is implemented, and its CR4 bit, if it has one, is writable; PSE
+//! and PGE are reported because what they enable works in IA-32e mode (2 MiB pages through
+//! the PS bit; CR4.PGE, see *Control registers*). Not reported and not implemented: FPU, VME,
+//! MCE, MCA, SEP (`sysenter`), MTRR, PAT, PSE-36, MMX, SSE3 and later, POPCNT, CX16, XSAVE,
+//! PCID, leaf 7 (FSGSBASE, BMI1/2, SMEP, SMAP, UMIP, AVX2, …), the hypervisor bit. Silicon
+//! answers a leaf above the maximum with the highest basic leaf; pvmlab answers zeros.
 //!
 //! # Segmentation, descriptor tables and the TSS
 //! - Flat 64-bit segmentation: every segment base is 0 except FS and GS, whose bases come from
 //!   [`IA32_FS_BASE`]/[`IA32_GS_BASE`]; limits are never checked. The CPL is the RPL of CS.
-//! - Descriptors are read by interrupt delivery (the handler's code segment: present and
-//!   DPL), `ltr`, `iretq` (below), and the loads of DS, ES, FS, GS and SS (SDM Vol. 2B MOV and
-//!   POP, "64-Bit Mode Exceptions"; Vol. 3A §3.4.4, §5.5–5.8; `emulator/src/cpu/ops/
-//!   privileged.rs`). There is no LDT (`lldt`, `sldt` are not implemented): a selector with
-//!   TI = 1, like one whose index lies beyond the GDT limit, raises #GP(selector). Error
-//!   codes of the selector form are the selector with its RPL bits cleared.
+//! - Descriptors are read by interrupt delivery (the handler's code segment: type, L and D,
+//!   DPL, present; see *Delivery*), `ltr`, `iretq` (below), and the loads of DS, ES, FS, GS
+//!   and SS (SDM Vol. 2B MOV and POP, "64-Bit Mode Exceptions"; Vol. 3A §3.4.4, §5.5–5.8;
+//!   `emulator/src/cpu/ops/privileged.rs`). There is no LDT (`lldt`, `sldt` are not
+//!   implemented): a selector with TI = 1, like one whose index lies beyond the GDT limit,
+//!   raises #GP(selector). Error codes of the selector form are the selector with its RPL
+//!   bits cleared.
 //! - `mov` to DS/ES/FS/GS and `pop fs`/`pop gs`: a null selector (0–3) loads without a
 //!   descriptor. Any other must name a data or readable code segment (#GP(selector)), with
 //!   DPL ≥ max(RPL, CPL) unless it is conforming code (#GP(selector)), present
@@ -171,12 +175,12 @@
 //! |---|---|
 //! | P | honoured; clear: #PF with P = 0 in the error code, no reserved-bit check of that entry |
 //! | R/W | ANDed over the levels; a write to a read-only page faults at CPL 3, and at CPL 0 when CR0.WP = 1 |
-//! | U/S | ANDed over the levels; a CPL-3 access to a supervisor page faults. Supervisor accesses to user pages are always allowed: no SMEP, no SMAP (silicon: CR4 bits, here without effect) |
+//! | U/S | ANDed over the levels; a CPL-3 access to a supervisor page faults. Supervisor accesses to user pages are always allowed: no SMEP, no SMAP (CPUID reports neither; setting their CR4 bits raises #GP(0)) |
 //! | PWT, PCD, PAT | ignored: the memory type comes from the address (RAM write-back, MMIO uncached; [`crate::mmio`]). No MTRRs |
 //! | A | set in every entry a walk uses (walks happen on TLB misses) |
 //! | D | set in the leaf by the first write through a translation |
 //! | PS | 2 MiB page in a PDE, 1 GiB page in a PDPTE; set in a PML4E: reserved |
-//! | G | ignored: no global pages (every CR3 write flushes everything) |
+//! | G | with CR4.PGE a hint the TLB does not use: every CR3 write flushes global translations too (allowed: a TLB may drop any entry); without PGE ignored |
 //! | XD (63) | with EFER.NXE, ORed over the levels: an instruction fetch faults; without NXE, reserved |
 //! | 51:48 | reserved (MAXPHYADDR = 48) |
 //! | 20:13 of a 2 MiB leaf, 29:13 of a 1 GiB leaf | reserved |
@@ -190,10 +194,11 @@
 //!   written at the handler's privilege.
 //! - Linear addresses are 48-bit canonical: a non-canonical access raises #GP(0), or #SS(0)
 //!   when it goes through SS — the implicit stack accesses of `push`, `pop`, `call`, `ret`,
-//!   `enter`, `leave`, `pushf`/`popf` and `iretq`, and the memory operands of those and of
-//!   `jmp`/`call [m]` and `mov` to or from a segment register when based on RSP or RBP or
-//!   prefixed with SS (but see *Known deviations*). An access is non-canonical if any of its
-//!   bytes is.
+//!   `enter`, `leave`, `pushf`/`popf` and `iretq`, and the memory operand of any instruction
+//!   when based on RSP or RBP or prefixed with SS (`mov rax, [rbp]`, `add [rsp], 1`, SSE
+//!   operands, the SS-prefixed source of a string instruction, the operand a `bt*` register
+//!   offset selects). An access is non-canonical if any of its bytes is. The frame pushed by
+//!   an event delivery: see *Delivery*.
 //! - A `jmp`, `jcc`, `call`, `ret`, `loop`, `jrcxz` or `iretq` to a non-canonical address
 //!   raises #GP(0) at the branch, which does not complete (RIP, RSP and RCX as before it), as
 //!   on silicon. Tests: `emulator/tests/segments.rs`.
@@ -210,15 +215,16 @@
 //! | event | effect on this core's TLB |
 //! |---|---|
 //! | `mov cr3`, `mov cr4` | flush all, global pages included |
+//! | `mov cr0` changing WP | drop the write translations: WP is checked when one is made, so they must be made again |
 //! | `invlpg m` (CPL 0) | flush all (silicon: at least that page) |
 //! | INIT, start-up IPI | flush all |
-//! | `mov cr0`, `wrmsr` EFER, a store to a page-table entry | nothing |
+//! | any other `mov cr0`, `wrmsr` EFER, a store to a page-table entry | nothing |
 //! | another core's `invlpg` / CR3 write | nothing: shoot-downs are the software's job, by IPI, as on silicon |
 //!
 //! As on silicon, a changed entry may be used in its old form until the software invalidates
 //! it; with 256 entries, an old translation may also vanish at any time: never rely on one.
-//! There is no PCID (CR4.PCIDE is without effect, CR3 bits 11:0 are dropped) and no
-//! `invpcid`.
+//! There is no PCID (setting CR4.PCIDE raises #GP(0); CR3 bits 11:0 other than PWT/PCD are
+//! ignored) and no `invpcid`.
 //!
 //! Tests: the `kernel` image's "1 GiB page", "invlpg", "CR3 reload", "reserved bit 51",
 //! "read-only page", "supervisor page", "NX page", "accessed/dirty bits" and "non-canonical
@@ -231,7 +237,11 @@
 //! 126 for #UD from an invalid encoding or `ud2`, 127 for #UD from a valid instruction pvmlab
 //! does not implement, 125 for anything else. **With an IDT, both kinds of #UD go to the
 //! image's #UD handler** as a plain #UD, as on a CPU that lacks the instruction: status 127
-//! then appears only if the handler lets the exception end the run.
+//! then appears only if the handler lets the exception end the run. Such "not implemented"
+//! #UDs are counted per core (`unimplemented_ud` in the run report, the `unimpl #UD` column
+//! of `pvmlab exec --stats`), the first of each mnemonic (or mode) is recorded with its RIP,
+//! and `pvmlab exec` prints one warning line on stderr for each, shortly after it happens
+//! (test: `emulator/tests/control_registers.rs`).
 //!
 //! | vector | raised by pvmlab when | error code |
 //! |---|---|---|
@@ -243,35 +253,44 @@
 //! | 6 #UD | invalid encodings, `ud0`/`ud1`/`ud2`, a misplaced LOCK, `syscall`/`sysret` with EFER.SCE = 0, SSE with CR0.EM = 1 or CR4.OSFXSR = 0, `mov cs`, instructions pvmlab does not implement | — |
 //! | 7 #NM | SSE with CR0.TS = 1; `fxsave`/`fxrstor` with CR0.TS or CR0.EM | — |
 //! | 8 #DF | see below | 0 |
-//! | 10 #TS | an interrupt needs a stack from the TSS (IST or a privilege change) and none is loaded | 0 |
+//! | 10 #TS | an interrupt needs a stack from the TSS (IST or a privilege change) and none is loaded | EXT |
 //! | 11 #NP | gate not present; handler code segment not present; `ltr` of a non-present TSS; `mov`/`pop` to DS/ES/FS/GS of a non-present segment; `iretq` to a non-present CS or SS | IDT or selector form |
-//! | 12 #SS | a non-canonical stack access (see *Paging*); `mov ss` of a non-present segment | 0, or selector |
-//! | 13 #GP | privileged instruction above CPL 0; IOPL rules (below); reserved bits in CR/MSR writes; unknown MSR; non-canonical address; a branch to a non-canonical address; misaligned 16-byte SSE operand; a bad gate, selector or `iretq` frame; `iretq` with NT = 1; MMIO access of a size other than 1/2/4/8 or across registers | 0, selector, or IDT form |
+//! | 12 #SS | a non-canonical stack access or memory operand through SS (see *Paging*); a non-canonical stack for the frame of an event (see *Delivery*); `mov ss` of a non-present segment | 0 or EXT, or selector |
+//! | 13 #GP | privileged instruction above CPL 0; IOPL rules (below); `rdtsc`/`rdtscp` above CPL 0 with CR4.TSD; reserved bits or invalid combinations in CR/MSR writes; unknown MSR; non-canonical address; a branch to a non-canonical address; misaligned 16-byte SSE operand; a bad gate, handler code segment, handler address or `iretq` frame; `iretq` with NT = 1; MMIO access of a size other than 1/2/4/8 or across registers | 0, EXT, selector, or IDT form |
 //! | 14 #PF | paging (above) | P, W, U, RSVD, I |
-//! | 16 #MF, 17 #AC | never (no x87; CR0.AM/RFLAGS.AC have no effect) | |
+//! | 16 #MF | never (no x87) | |
+//! | 17 #AC | a data access of 2, 4 or 8 bytes not aligned to its size, at CPL 3 with CR0.AM = 1 and RFLAGS.AC = 1 (SDM Vol. 3A §6.15, interrupt 17), each access of an instruction checked at its own size (stack pushes and pops, string elements, `sgdt`'s limit and base apart, as Bochs does); an access straddling two pages is misaligned. Checked after the canonical check (#GP/#SS first) and before paging (#PF second). Not checked: 16-byte accesses (the aligned SSE forms raise #GP(0); #AC for `movups` and kin is implementation-specific), the processor's own accesses (descriptor tables, the TSS, page walks, interrupt frames) | 0 |
 //! | 18 #MC | a physical access (data, fetch or walk) with no RAM or device behind it; delivered as an ordinary fault through vector 18, no error code, whatever CR4.MCE (silicon: a machine-check abort, or a read of all ones) | — |
 //! | 19 #XM | an unmasked SSE floating-point exception, CR4.OSXMMEXCPT = 1 | — |
 //! | 32–255 | the local APIC (timer, IPIs, devices; [`crate::apic`]) and `int n` | — |
 //!
-//! "IDT form" is the SDM's `vector * 8 + 2 + EXT`; EXT is 1 for exceptions and external
-//! interrupts, 0 for `int n`/`int3`. Faults leave the architectural state as before the
-//! instruction (a REP string instruction keeps the iterations it completed, as on silicon)
-//! and save its RIP with RF = 1 in the saved RFLAGS (except an instruction-breakpoint #DB,
+//! "IDT form" is the SDM's `vector * 8 + 2 + EXT`, "selector form" the selector with its RPL
+//! bits cleared (+ EXT during a delivery); EXT (bit 0) is 1 while delivering an exception or
+//! an external interrupt, 0 for `int n`/`int3`. Faults leave the architectural state as
+//! before the instruction (a REP string instruction keeps the iterations it completed, as on
+//! silicon) and save its RIP with RF = 1 in the saved RFLAGS (except an instruction-breakpoint #DB,
 //! SDM Vol. 3B §18.3.1.1); traps (`int n`, `int3`, single-step, data breakpoints) save the
 //! next instruction's.
 //!
-//! **Delivery** (SDM Vol. 3A §6.12, §6.14), in this order: the vector must lie inside the IDT
-//! limit (#GP, IDT form); the gate must be a 64-bit interrupt (type 0xE) or trap (0xF) gate —
-//! task, call and 16/32-bit gates raise #GP (IDT form); for `int n`/`int3` only, the gate's
-//! DPL must be ≥ CPL (#GP, IDT form); the gate must be present (#NP, IDT form); its selector
-//! must be a GDT entry (#GP(selector)) that is present (#NP(selector)) with DPL ≤ CPL
-//! (#GP(selector)). The code segment's type and L bit are not checked. The stack: IST slot
-//! `n` if the gate names one, else RSPn of the TSS on a privilege change, else the current
-//! RSP; then aligned down to 16 bytes. On a privilege change SS becomes the null selector
-//! with RPL = the new CPL. The frame is SS, RSP, RFLAGS, CS, RIP and the error code if any;
-//! then TF, NT, RF and VM are cleared, and IF too for an interrupt gate. If delivery faults
-//! (a not-present stack page, say), the core's state is restored and the second exception is
-//! handled as below.
+//! **Delivery** (SDM Vol. 2A INT n, "IA-32e-MODE" and "64-Bit Mode Exceptions"; Vol. 3A
+//! §6.12, §6.14), in this order: the vector must lie inside the IDT limit and its gate at a
+//! canonical address (#GP, IDT form); the gate must be a 64-bit interrupt (type 0xE) or trap
+//! (0xF) gate — task, call and 16/32-bit gates raise #GP (IDT form); for `int n`/`int3` only,
+//! the gate's DPL must be ≥ CPL (#GP, IDT form); the gate must be present (#NP, IDT form). Its
+//! selector must not be null (#GP(EXT)), must lie inside the GDT at a canonical address and
+//! name a code segment with DPL ≤ CPL (#GP(selector + EXT)) that is 64-bit, L = 1 and D = 0
+//! (#GP(selector + EXT)), and present (#NP(selector + EXT)). A nonconforming segment runs the
+//! handler at its DPL, a conforming one at the current CPL. The stack: IST slot `n` if the
+//! gate names one, else RSPn of the TSS on a privilege change, else the current RSP; if it is
+//! not canonical, or the frame below it would reach a non-canonical address, #SS(EXT); then
+//! aligned down to 16 bytes. A non-canonical handler address raises #GP(EXT) before anything
+//! is pushed (the fetch does not fault at it). On a privilege change SS becomes the null
+//! selector with RPL = the new CPL. The frame is SS, RSP, RFLAGS, CS, RIP and the error code
+//! if any; then TF, NT, RF and VM are cleared, and IF too for an interrupt gate. Table
+//! addresses (IDTR base + 16 × vector, GDTR base + selector, TSS base + slot) wrap at 2^64.
+//! If delivery faults (a not-present stack page, say), the core's state is restored and the
+//! second exception is handled as below. The TSS limit is not checked. Tests:
+//! `emulator/tests/delivery.rs`.
 //!
 //! **#DF and triple fault.** The classes of SDM Vol. 3A Table 6-5: a contributory exception
 //! (#DE, #TS, #NP, #SS, #GP) while delivering a contributory one, or #PF or a contributory
@@ -297,7 +316,8 @@
 //! | `cli`, `sti`, `in`, `out` | allowed if CPL ≤ IOPL, else #GP(0) (silicon: `in`/`out` then consult the TSS I/O bitmap; here there is none) |
 //! | `popf`, `iretq` | IF changes only if CPL ≤ IOPL and IOPL only at CPL 0, silently (no fault), as the SDM says; VM, VIF, VIP never change |
 //! | `hlt`, `lgdt`, `lidt`, `ltr`, `mov` CRn, `rdmsr`, `wrmsr`, `invlpg`, `swapgs`, `clts`, `wbinvd`, `invd`, `sysret` | #GP(0) |
-//! | `sgdt`, `sidt`, `str`, `rdtsc`, `rdtscp`, `cpuid`, `syscall`, `int n` (gate DPL 3) | allowed (CR4.UMIP and CR4.TSD have no effect) |
+//! | `rdtsc`, `rdtscp` | allowed while CR4.TSD = 0; #GP(0) while it is 1 |
+//! | `sgdt`, `sidt`, `str`, `cpuid`, `syscall`, `int n` (gate DPL 3) | allowed (no UMIP: CR4.UMIP cannot be set) |
 //!
 //! `ins`/`outs` are not implemented. Tests: the `kernel` image's "ring-3 hlt/cli/wrmsr/mov
 //! cr3/out/lgdt: #GP" points.
@@ -305,8 +325,8 @@
 //! **System calls and returns.**
 //! - `syscall` (any CPL; #UD if EFER.SCE = 0): RCX ← RIP of the next instruction, R11 ←
 //!   RFLAGS with RF clear, RFLAGS ← RFLAGS AND NOT FMASK, RF cleared; CS ← `STAR[47:32] AND
-//!   0xFFFC`, SS ← CS + 8 (descriptors not read: flat 64-bit, as the SDM specifies); RIP ←
-//!   LSTAR. RSP is unchanged.
+//!   0xFFFC`, SS ← CS + 8 (descriptors not read: flat 64-bit, as the SDM specifies; selector
+//!   sums wrap at 16 bits, here and in `sysretq`); RIP ← LSTAR. RSP is unchanged.
 //! - `sysretq` (#UD if SCE = 0; #GP(0) if CPL ≠ 0 or RCX is not canonical — raised in ring 0,
 //!   as Intel parts do): RFLAGS ← `(R11 AND 0x3C_7FD7) OR 2`; CS ← `(STAR[63:48] + 16) OR 3`,
 //!   SS ← `(STAR[63:48] + 8) OR 3`; RIP ← RCX. `sysret` to 32-bit code is not implemented.
@@ -431,34 +451,25 @@
 //! controllers and the links and stalls the core accordingly; with `--timing off` RAM accesses
 //! cost nothing beyond the base latency, and the architectural results are identical (README, "`pvmlab exec`";
 //! DESIGN.md §2.3; `emulator/src/timing/mod.rs`). `rdtsc` (and `rdmsr` of [`IA32_TSC`]) returns
-//! the core's own cycle counter: those costs and stalls, MMIO load round trips, and the cycles
-//! its clock jumped over while halted. It counts at the core clock,
+//! the core's own cycle counter — those costs and stalls, MMIO load round trips, and the
+//! cycles its clock jumped over while halted — plus an offset, 0 until `wrmsr` of
+//! [`IA32_TSC`] sets the TSC to the value written (SDM Vol. 3B §18.17; the TSC wraps as a
+//! 64-bit counter; INIT keeps it). It counts at the core clock,
 //! [`BootInfo::tsc_hz`](crate::boot::BootInfo::tsc_hz) ticks per simulated second, never
-//! stops and never changes rate (invariant TSC), starts at 0, is not serializing, cannot be
-//! written, and is readable at any CPL. `rdtscp` adds ECX = [`IA32_TSC_AUX`]. The TSCs of two
-//! cores agree only to within the schedule's skew (above), not exactly.
+//! stops and never changes rate (invariant TSC), starts at 0, is not serializing, and is
+//! readable at any CPL unless CR4.TSD is set. The TSC-deadline timer compares
+//! [`crate::apic::IA32_TSC_DEADLINE`] against this TSC, written value included: a write of
+//! the TSC moves an armed deadline's time, and a deadline the TSC has passed fires at once.
+//! `rdtscp` adds ECX = [`IA32_TSC_AUX`]. The TSCs of two cores agree only to within the
+//! schedule's skew (above), not exactly (and not at all once one is written).
 //!
 //! # Known deviations
 //! Behaviours that contradict the SDM and can give a silently wrong result. They are bugs, not
 //! promises: do not rely on them, and expect them to be fixed.
-//! - Setting CR0.WP again does not flush the TLB: a supervisor write made to a read-only page
-//!   while WP = 0 leaves a write translation that keeps allowing supervisor writes to that
-//!   page after WP = 1, until a CR3/CR4 write or `invlpg` (silicon: the write faults at once).
-//!   Flush after setting WP.
-//! - CR4 bits of features pvmlab lacks (SMEP, SMAP, TSD, UMIP, PCIDE, PKE, LA57, …) are
-//!   accepted and ignored instead of raising #GP.
-//! - CR8 reads 0 whatever the x2APIC TPR holds.
-//! - Interrupt delivery runs the handler as 64-bit code whatever the L bit (and type) of the
-//!   gate's code segment, and jumps to a non-canonical gate offset (the fetch then faults with
-//!   RIP = that offset; silicon raises #GP during delivery).
-//! - A non-canonical memory operand based on RSP or RBP raises #GP(0) instead of #SS(0) in
-//!   instructions other than those listed under *Paging* (`mov rax, [rbp]`, `add [rsp], 1`,
-//!   SSE and string instructions…), and so does a non-canonical stack for the frame of an
-//!   interrupt.
 //! - Loading a segment register (or `iretq`) does not set the accessed bit of its descriptor;
 //!   silicon writes it to the GDT (and faults if the GDT page is read-only).
 
-/// `IA32_TIME_STAMP_COUNTER`: the core's cycle counter, read-only here.
+/// `IA32_TIME_STAMP_COUNTER`: the TSC, the core's cycle count plus the offset a write sets.
 pub const IA32_TSC: u32 = 0x10;
 /// `IA32_EFER`: SCE (bit 0), LME (8), LMA (10), NXE (11).
 pub const IA32_EFER: u32 = 0xC000_0080;
