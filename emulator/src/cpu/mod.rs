@@ -218,7 +218,7 @@ pub struct Core {
     pub apic: crate::apic::LocalApic,
     /// #UDs of things pvmlab does not implement that went to the image's #UD handler (an IDT
     /// was loaded), where silicon that lacks them would also raise #UD; and the first
-    /// instance of each, in the order they came ([`note_unimplemented`](Self::note_unimplemented)).
+    /// instance of each, in the order they came (`note_unimplemented`).
     pub unimplemented_ud: u64,
     pub unimplemented_first: Vec<UnimplementedUd>,
     /// x2APIC id, socket and node, as BootInfo reports them.
