@@ -468,6 +468,9 @@
 //! promises: do not rely on them, and expect them to be fixed.
 //! - Loading a segment register (or `iretq`) does not set the accessed bit of its descriptor;
 //!   silicon writes it to the GDT (and faults if the GDT page is read-only).
+//! - RFLAGS.TF over a `rep` string instruction traps once per chunk the interpreter runs it
+//!   in (64 KiB or 16 K iterations), not after every iteration as silicon does; a data
+//!   breakpoint still traps after the iteration that hit it.
 
 /// `IA32_TIME_STAMP_COUNTER`: the TSC, the core's cycle count plus the offset a write sets.
 pub const IA32_TSC: u32 = 0x10;
