@@ -5,26 +5,10 @@ use std::path::PathBuf;
 use std::process::Output;
 
 mod common;
-use common::{image, pvmlab};
+use common::{assert_one_line_error, image, pvmlab};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch_in("exec_cli", name)
-}
-
-/// Asserts a bad-input failure: status 1, exactly one line on stderr naming `what`.
-fn assert_one_line_error(o: &Output, what: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(o.stdout.is_empty(), "nothing on stdout");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("pvmlab: error: ") && err.contains(what),
-        "{err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -3,10 +3,9 @@
 //! `--stats-json`; bad specs get one clear line and status 1.
 
 use std::path::PathBuf;
-use std::process::Output;
 
 mod common;
-use common::{image, pvmlab};
+use common::{assert_one_line_error, image, pvmlab};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch_in("udpgen_cli", name)
@@ -23,20 +22,6 @@ fn example() -> String {
         "/../workloads/scenarios/udpgen.ron"
     )
     .to_string()
-}
-
-/// Asserts a bad-input failure: status 1, nothing on stdout, one line on stderr naming
-/// `what`, no panic.
-fn assert_one_line_error(o: &Output, what: &str) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(o.stdout.is_empty(), "nothing on stdout");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("pvmlab: error: ") && err.contains(what),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -24,3 +24,21 @@ pub fn scratch_in(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// Asserts a bad-input failure: status 1, nothing on stdout, one line on stderr starting
+/// `pvmlab: error: ` and naming `what`, no panic.
+#[track_caller]
+pub fn assert_one_line_error(o: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(o.stdout.is_empty(), "nothing on stdout");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("pvmlab: error: ") && err.contains(what),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
